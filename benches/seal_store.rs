@@ -1,0 +1,119 @@
+//! Item seal/open (encode + HKDF + AES-256-GCM, and the reverse with re-tokenization) and
+//! storage put/get through the sealed path, for 1 KiB items.
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sealdb::catalog::tables::{KeyAttr, KeySchema, ScalarType, TableDef};
+use sealdb::crypto::keyring::{create_table_keys, TableKeys, WrappedTableKeys};
+use sealdb::items::{self, ItemKey, BASE_INDEX};
+use sealdb::kms::local::{LocalKms, DEFAULT_ALIAS};
+use sealdb::protocol::attr::{AttributeValue, Item};
+use sealdb::storage::{Check, RocksStore, Space, Store, Write};
+
+fn table() -> (TableDef, TableKeys) {
+    let kms = LocalKms::in_memory("000000000000", "us-east-1").unwrap();
+    let ks = [9u8; 16];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (wrapped, keys): (WrappedTableKeys, TableKeys) = rt
+        .block_on(create_table_keys(&kms, DEFAULT_ALIAS, &ks))
+        .unwrap();
+    let def = TableDef {
+        name: "bench".into(),
+        table_id: "id".into(),
+        keyspace: ks,
+        key_schema: KeySchema {
+            hash: KeyAttr {
+                name: "pk".into(),
+                ty: ScalarType::S,
+            },
+            range: None,
+        },
+        attribute_definitions: vec![],
+        billing_mode: "PAY_PER_REQUEST".into(),
+        throughput: None,
+        created: 0.0,
+        sse_explicit: false,
+        keys: wrapped,
+        deletion_protection: false,
+        table_class: "STANDARD".into(),
+    };
+    (def, keys)
+}
+
+fn item_1k(i: usize) -> (ItemKey, Item) {
+    let pk = AttributeValue::S(format!("user#{i:08}"));
+    let mut item = Item::new();
+    item.insert("pk".into(), pk.clone());
+    item.insert("payload".into(), AttributeValue::S("x".repeat(1000)));
+    (ItemKey { pk, sk: None }, item)
+}
+
+fn seal_open(c: &mut Criterion) {
+    let (def, keys) = table();
+    let (key, item) = item_1k(1);
+    let sk = items::storage_key(&keys, BASE_INDEX, &key).unwrap();
+    let sealed = items::seal(&keys, BASE_INDEX, &sk, &item).unwrap();
+    let mut g = c.benchmark_group("item_1KiB");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal", |b| {
+        b.iter(|| items::seal(&keys, BASE_INDEX, &sk, &item).unwrap())
+    });
+    g.bench_function("open", |b| {
+        b.iter(|| items::open(&keys, &def, BASE_INDEX, &sk, &sealed).unwrap())
+    });
+    g.bench_function("storage_key", |b| {
+        b.iter(|| items::storage_key(&keys, BASE_INDEX, &key).unwrap())
+    });
+    g.finish();
+}
+
+fn store_put_get(c: &mut Criterion) {
+    let (def, keys) = table();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+    let mut g = c.benchmark_group("sealed_store_1KiB");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("put_synced", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                item_1k(i)
+            },
+            |(key, item)| {
+                let sk = items::storage_key(&keys, BASE_INDEX, &key).unwrap();
+                let v = items::seal(&keys, BASE_INDEX, &sk, &item).unwrap();
+                store
+                    .commit(
+                        &[Check {
+                            space: Space::Items,
+                            key: sk.clone(),
+                            expect: None,
+                        }],
+                        &[Write::Put {
+                            space: Space::Items,
+                            key: sk,
+                            value: v,
+                        }],
+                    )
+                    .unwrap();
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let n = i.max(1);
+    let mut j = 0usize;
+    g.bench_function("get_open", |b| {
+        b.iter(|| {
+            j = j % n + 1;
+            let (key, _) = item_1k(j);
+            let sk = items::storage_key(&keys, BASE_INDEX, &key).unwrap();
+            let v = store.get(Space::Items, &sk).unwrap().unwrap();
+            items::open(&keys, &def, BASE_INDEX, &sk, &v).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, seal_open, store_put_get);
+criterion_main!(benches);

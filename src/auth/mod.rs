@@ -1,0 +1,2 @@
+//! Authentication: SigV4 verification and the access key -> principal lookup.
+pub mod sigv4;

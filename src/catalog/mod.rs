@@ -1,0 +1,453 @@
+//! The catalog: table definitions and IAM principals, sealed under the system key in the
+//! `meta` space and held in memory (one map lookup per request, no storage read).
+//!
+//! The system key is a KMS data key (context `{sealdb:keyspace: system}`) under the server's
+//! default KMS key; its wrapped form is the only unsealed record in `meta`.
+
+pub mod principals;
+pub mod tables;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::envelope::{open_record, seal_record};
+use crate::crypto::keyring::{KeySlot, TableKeys};
+use crate::crypto::{CryptoError, Key32};
+use crate::kms::{keyspace_context, KmsError, KmsProvider};
+use crate::storage::{Check, CommitError, Space, Store, StoreError, Write};
+use principals::{Principal, PrincipalIndex, PrincipalRecord};
+use tables::{TableDef, TableEntry, TableStats};
+
+const SYSTEM_KEY_RECORD: &[u8] = b"sys/key";
+const TABLE_PREFIX: &[u8] = b"tbl/";
+const USER_PREFIX: &[u8] = b"usr/";
+const CATALOG_AAD_LABEL: &[u8] = b"sealdb/catalog/v1|";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("Table already exists: {0}")]
+    TableExists(String),
+    #[error("Requested resource not found: Table: {0} not found")]
+    TableNotFound(String),
+    #[error("User already exists: {0}")]
+    UserExists(String),
+    #[error("The user with name {0} cannot be found.")]
+    UserNotFound(String),
+    #[error("The Access Key with id {0} cannot be found.")]
+    AccessKeyNotFound(String),
+    #[error("The access key id {0} is already in use.")]
+    AccessKeyExists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("catalog record failed its integrity check")]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+    #[error("catalog record is malformed: {0}")]
+    Corrupt(String),
+    #[error("concurrent catalog change, retry")]
+    Conflict,
+}
+
+impl From<CommitError> for CatalogError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Conflict { .. } => CatalogError::Conflict,
+            CommitError::Store(s) => CatalogError::Store(s),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SystemKeyRecord {
+    kms_key_arn: String,
+    #[serde(with = "crate::util::b64")]
+    blob: Vec<u8>,
+}
+
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    system_key: Key32,
+    pub account: String,
+    pub region: String,
+    tables: RwLock<HashMap<String, Arc<TableEntry>>>,
+    principals: RwLock<Arc<PrincipalIndex>>,
+    /// Serializes catalog mutations (rare: DDL and IAM administration).
+    mutate: tokio::sync::Mutex<()>,
+}
+
+fn record_aad(key: &[u8]) -> Vec<u8> {
+    let mut aad = CATALOG_AAD_LABEL.to_vec();
+    aad.extend_from_slice(key);
+    aad
+}
+
+fn prefixed(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+/// The first key after every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xFF; prefix.len() + 1]
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CatalogError> + Send + 'static,
+) -> Result<T, CatalogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CatalogError::Corrupt(format!("task failed: {e}")))?
+}
+
+impl Catalog {
+    /// Opens the catalog: unwraps (or creates) the system key, loads tables and principals.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        kms: &dyn KmsProvider,
+        default_kms_key: &str,
+        account: &str,
+        region: &str,
+    ) -> Result<Catalog, CatalogError> {
+        let ctx = keyspace_context("system");
+        let s = store.clone();
+        let existing = blocking(move || Ok(s.get(Space::Meta, SYSTEM_KEY_RECORD)?)).await?;
+        let system_key = match existing {
+            Some(bytes) => {
+                let rec: SystemKeyRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+                kms.decrypt(&rec.kms_key_arn, &rec.blob, &ctx).await?
+            }
+            None => {
+                let dk = kms.generate_data_key(default_kms_key, &ctx).await?;
+                let rec = SystemKeyRecord {
+                    kms_key_arn: dk.key_arn.clone(),
+                    blob: dk.blob.clone(),
+                };
+                let bytes =
+                    serde_json::to_vec(&rec).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+                let s = store.clone();
+                blocking(move || {
+                    s.commit(
+                        &[Check {
+                            space: Space::Meta,
+                            key: SYSTEM_KEY_RECORD.to_vec(),
+                            expect: None,
+                        }],
+                        &[Write::Put {
+                            space: Space::Meta,
+                            key: SYSTEM_KEY_RECORD.to_vec(),
+                            value: bytes,
+                        }],
+                    )?;
+                    Ok(())
+                })
+                .await?;
+                dk.plaintext
+            }
+        };
+        let cat = Catalog {
+            store,
+            system_key,
+            account: account.to_string(),
+            region: region.to_string(),
+            tables: RwLock::new(HashMap::new()),
+            principals: RwLock::new(Arc::new(PrincipalIndex::default())),
+            mutate: tokio::sync::Mutex::new(()),
+        };
+        cat.load().await?;
+        Ok(cat)
+    }
+
+    fn open_records(&self, prefix: &[u8]) -> Result<Vec<Zeroizing<Vec<u8>>>, CatalogError> {
+        let mut out = Vec::new();
+        let end = prefix_end(prefix);
+        let mut start = prefix.to_vec();
+        loop {
+            let page = self
+                .store
+                .scan(Space::Meta, &start, Some(&end), false, 256)?;
+            for (k, v) in &page.entries {
+                out.push(open_record(&self.system_key, &record_aad(k), v)?);
+            }
+            match (page.more, page.entries.last()) {
+                (true, Some((k, _))) => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load(&self) -> Result<(), CatalogError> {
+        let mut tables = HashMap::new();
+        for plain in self.open_records(TABLE_PREFIX)? {
+            let def: TableDef =
+                serde_json::from_slice(&plain).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            let stats = self.count_items(&def)?;
+            tables.insert(
+                def.name.clone(),
+                Arc::new(TableEntry {
+                    def,
+                    keys: KeySlot::default(),
+                    stats,
+                }),
+            );
+        }
+        let mut index = PrincipalIndex::default();
+        for plain in self.open_records(USER_PREFIX)? {
+            let rec: PrincipalRecord =
+                serde_json::from_slice(&plain).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            let p = Principal::compile(rec, &self.account).map_err(CatalogError::Invalid)?;
+            index.insert(Arc::new(p));
+        }
+        if let Ok(mut t) = self.tables.write() {
+            *t = tables;
+        }
+        if let Ok(mut p) = self.principals.write() {
+            *p = Arc::new(index);
+        }
+        Ok(())
+    }
+
+    /// Startup statistics: one pass over the table's sealed rows (sizes are approximate).
+    fn count_items(&self, def: &TableDef) -> Result<TableStats, CatalogError> {
+        let stats = TableStats::default();
+        let prefix = crate::items::table_prefix(&def.keyspace);
+        let end = prefix_end(&prefix);
+        let mut start = prefix.clone();
+        loop {
+            let page = self
+                .store
+                .scan(Space::Items, &start, Some(&end), false, 1024)?;
+            for (_, v) in &page.entries {
+                stats.adjust(1, crate::items::approx_plain_len(v) as i64);
+            }
+            match (page.more, page.entries.last()) {
+                (true, Some((k, _))) => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(stats)
+    }
+
+    fn seal(&self, key: &[u8], value: &impl Serialize) -> Result<Vec<u8>, CatalogError> {
+        let plain = Zeroizing::new(
+            serde_json::to_vec(value).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+        );
+        Ok(seal_record(&self.system_key, &record_aad(key), &plain)?)
+    }
+
+    // ---- tables -------------------------------------------------------------------------
+
+    pub fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
+        self.tables.read().ok()?.get(name).cloned()
+    }
+
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tables
+            .read()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    pub async fn create_table(
+        &self,
+        def: TableDef,
+        keys: TableKeys,
+    ) -> Result<Arc<TableEntry>, CatalogError> {
+        let _guard = self.mutate.lock().await;
+        if self.table(&def.name).is_some() {
+            return Err(CatalogError::TableExists(def.name));
+        }
+        let key = prefixed(TABLE_PREFIX, &def.keyspace);
+        let sealed = self.seal(&key, &def)?;
+        let s = self.store.clone();
+        blocking(move || {
+            s.commit(
+                &[Check {
+                    space: Space::Meta,
+                    key: key.clone(),
+                    expect: None,
+                }],
+                &[Write::Put {
+                    space: Space::Meta,
+                    key,
+                    value: sealed,
+                }],
+            )?;
+            Ok(())
+        })
+        .await?;
+        let entry = Arc::new(TableEntry {
+            def,
+            keys: KeySlot::with_keys(keys),
+            stats: TableStats::default(),
+        });
+        if let Ok(mut t) = self.tables.write() {
+            t.insert(entry.def.name.clone(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Destroys a table: its record (and with it the only copy of its wrapped keys: a
+    /// crypto-shred), then its rows.
+    pub async fn delete_table(&self, name: &str) -> Result<Arc<TableEntry>, CatalogError> {
+        let _guard = self.mutate.lock().await;
+        let entry = self
+            .table(name)
+            .ok_or_else(|| CatalogError::TableNotFound(name.to_string()))?;
+        let key = prefixed(TABLE_PREFIX, &entry.def.keyspace);
+        let s = self.store.clone();
+        let prefix = crate::items::table_prefix(&entry.def.keyspace);
+        blocking(move || {
+            s.commit(
+                &[],
+                &[Write::Delete {
+                    space: Space::Meta,
+                    key,
+                }],
+            )?;
+            let end = prefix_end(&prefix);
+            s.delete_range(Space::Items, &prefix, &end)?;
+            s.delete_range(Space::SortIndex, &prefix, &end)?;
+            Ok(())
+        })
+        .await?;
+        entry.keys.forget();
+        if let Ok(mut t) = self.tables.write() {
+            t.remove(name);
+        }
+        Ok(entry)
+    }
+
+    // ---- principals ---------------------------------------------------------------------
+
+    pub fn principals(&self) -> Arc<PrincipalIndex> {
+        self.principals
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stores a principal record (new or changed) and swaps in the rebuilt index.
+    pub async fn put_principal(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
+        let _guard = self.mutate.lock().await;
+        self.put_principal_locked(record).await
+    }
+
+    async fn put_principal_locked(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
+        let compiled =
+            Arc::new(Principal::compile(record, &self.account).map_err(CatalogError::Invalid)?);
+        let key = prefixed(USER_PREFIX, compiled.record.id.as_bytes());
+        let sealed = self.seal(&key, &compiled.record)?;
+        let s = self.store.clone();
+        blocking(move || {
+            s.commit(
+                &[],
+                &[Write::Put {
+                    space: Space::Meta,
+                    key,
+                    value: sealed,
+                }],
+            )?;
+            Ok(())
+        })
+        .await?;
+        let mut next = PrincipalIndex::clone(&self.principals());
+        next.insert(compiled);
+        if let Ok(mut p) = self.principals.write() {
+            *p = Arc::new(next);
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the named user's record under the catalog lock.
+    pub async fn update_principal<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut PrincipalRecord) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let _guard = self.mutate.lock().await;
+        let current = self
+            .principals()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CatalogError::UserNotFound(name.to_string()))?;
+        let mut record = current.record.clone();
+        let out = change(&mut record)?;
+        self.put_principal_locked(record).await?;
+        Ok(out)
+    }
+
+    pub async fn create_principal(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
+        let _guard = self.mutate.lock().await;
+        let index = self.principals();
+        if index.by_name.contains_key(&record.name) {
+            return Err(CatalogError::UserExists(record.name));
+        }
+        if let Some(k) = record
+            .access_keys
+            .iter()
+            .find(|k| index.by_access_key.contains_key(&k.id))
+        {
+            return Err(CatalogError::AccessKeyExists(k.id.clone()));
+        }
+        self.put_principal_locked(record).await
+    }
+
+    pub async fn delete_principal(&self, name: &str) -> Result<(), CatalogError> {
+        let _guard = self.mutate.lock().await;
+        let current = self
+            .principals()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CatalogError::UserNotFound(name.to_string()))?;
+        let key = prefixed(USER_PREFIX, current.record.id.as_bytes());
+        let s = self.store.clone();
+        blocking(move || {
+            s.commit(
+                &[],
+                &[Write::Delete {
+                    space: Space::Meta,
+                    key,
+                }],
+            )?;
+            Ok(())
+        })
+        .await?;
+        let mut next = PrincipalIndex::clone(&self.principals());
+        next.remove(name);
+        if let Ok(mut p) = self.principals.write() {
+            *p = Arc::new(next);
+        }
+        Ok(())
+    }
+
+    pub fn access_key_in_use(&self, id: &str) -> bool {
+        self.principals().by_access_key.contains_key(id)
+    }
+}

@@ -1,0 +1,319 @@
+//! The request path, top to bottom (DESIGN.md section 3):
+//! size-capped body -> X-Amz-Target -> SigV4 -> typed input -> IAM -> operation -> response.
+//! No JSON is parsed before the signature is verified; nothing touches storage before the
+//! policy check.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::auth::sigv4::{self, KeyLookup, KeyMaterial, RequestParts, VerifyConfig};
+use crate::catalog::principals::{Principal, PrincipalIndex};
+use crate::error::ApiError;
+use crate::iam::context::{global_context, RequestFacts, Target};
+use crate::iam::eval::{evaluate, AuthzRequest, Effect, PolicySet};
+use crate::ops::{self, Services};
+use crate::protocol::Operation;
+
+/// DynamoDB: the maximum request size is 16 MB.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// The SigV4 service name of both the DynamoDB API and sealdb's admin API.
+pub const SIGNING_SERVICE: &str = "dynamodb";
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Everything the transport tells the pipeline about a connection.
+#[derive(Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub secure: bool,
+}
+
+/// Access keys from the in-memory principal index (no storage read per request).
+struct IndexLookup<'a>(&'a PrincipalIndex);
+
+impl KeyLookup for IndexLookup<'_> {
+    fn lookup(&self, access_key_id: &str) -> Option<KeyMaterial> {
+        let (p, i) = self.0.by_access_key.get(access_key_id)?;
+        let key = p.record.access_keys.get(*i)?;
+        if key.status != "Active" {
+            return None;
+        }
+        Some(KeyMaterial {
+            secret: Zeroizing::new(key.secret.as_str().to_string()),
+            session_token: None,
+        })
+    }
+}
+
+pub async fn handle(svc: Arc<Services>, conn: Conn, req: Request<Incoming>) -> HttpResponse {
+    let request_id = new_request_id();
+    let result = route(&svc, conn, req, &request_id).await;
+    let (status, body, content_type) = match result {
+        Ok(Routed::Json(v)) => (
+            StatusCode::OK,
+            serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()),
+            "application/x-amz-json-1.0",
+        ),
+        Ok(Routed::Text(status, text)) => (status, text.into_bytes(), "text/plain"),
+        Err(e) => {
+            if e.is_server_fault() {
+                tracing::error!(request_id = %request_id, error = ?e, "request failed");
+            }
+            let (_, status) = e.wire();
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.body(),
+                "application/x-amz-json-1.0",
+            )
+        }
+    };
+    let crc = crc32fast::hash(&body);
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", request_id.as_str())
+        .header("x-amz-crc32", crc.to_string())
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+enum Routed {
+    Json(Value),
+    Text(StatusCode, String),
+}
+
+async fn route(
+    svc: &Arc<Services>,
+    conn: Conn,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Routed, ApiError> {
+    if req.uri().path() != "/" {
+        return Ok(Routed::Text(StatusCode::NOT_FOUND, "Not Found".into()));
+    }
+    match *req.method() {
+        // Load balancers and test harnesses probe DynamoDB with an unsigned GET /.
+        Method::GET => {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return Ok(Routed::Text(StatusCode::OK, format!("healthy: {host}")));
+        }
+        Method::POST => {}
+        _ => {
+            return Ok(Routed::Text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed".into(),
+            ))
+        }
+    }
+
+    // 1. Body, capped before it is read.
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return Err(ApiError::RequestTooLarge(MAX_REQUEST_BYTES));
+    }
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|_| ApiError::RequestTooLarge(MAX_REQUEST_BYTES))?
+        .to_bytes();
+
+    // 2. Operation.
+    let op = Operation::parse(
+        parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok()),
+    )?;
+
+    // 3. Authentication over the raw bytes.
+    let index = svc.catalog.principals();
+    let now = time::OffsetDateTime::now_utc();
+    let verified = sigv4::verify(
+        &RequestParts {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &body,
+        },
+        &VerifyConfig {
+            region: &svc.config.region,
+            service: SIGNING_SERVICE,
+            max_skew: std::time::Duration::from_secs(svc.config.max_clock_skew_secs),
+        },
+        now,
+        &IndexLookup(&index),
+    )?;
+    let principal = index
+        .by_access_key
+        .get(&verified.access_key_id)
+        .map(|(p, _)| p.clone())
+        .ok_or_else(|| {
+            ApiError::UnrecognizedClient(
+                "The security token included in the request is invalid.".into(),
+            )
+        })?;
+    let facts = RequestFacts {
+        source_ip: conn.peer.ip(),
+        secure_transport: conn.secure,
+        now,
+        region: svc.config.region.clone(),
+    };
+    let authz = Authorizer {
+        svc,
+        principal: &principal,
+        context: global_context(&principal.info, &facts),
+        request_id,
+    };
+
+    // 4-6. Typed input, authorization, operation.
+    let out = dispatch(svc, &authz, op, &body).await?;
+    Ok(Routed::Json(out))
+}
+
+/// Step 5: every target of a request must be allowed; the first denial ends the request.
+struct Authorizer<'a> {
+    svc: &'a Services,
+    principal: &'a Principal,
+    context: HashMap<String, crate::iam::eval::ContextValue>,
+    request_id: &'a str,
+}
+
+impl Authorizer<'_> {
+    fn check(&self, targets: &[Target]) -> Result<(), ApiError> {
+        for t in targets {
+            let mut ctx;
+            let context = if t.keys.is_empty() {
+                &self.context
+            } else {
+                ctx = self.context.clone();
+                for (k, v) in &t.keys {
+                    ctx.insert(k.clone(), v.clone());
+                }
+                &ctx
+            };
+            let decision = evaluate(
+                &AuthzRequest {
+                    principal: &self.principal.info,
+                    action: &t.action,
+                    resource: &t.resource,
+                    context,
+                },
+                &PolicySet {
+                    identity: &self.principal.policies,
+                    boundary: None,
+                    resource: None,
+                },
+            );
+            let label = match decision.decision {
+                Effect::Allow => "Allow",
+                Effect::ExplicitDeny => "ExplicitDeny",
+                Effect::ImplicitDeny => "ImplicitDeny",
+            };
+            self.svc.audit.decision(
+                self.request_id,
+                &self.principal.info.arn,
+                &t.action,
+                &t.resource,
+                label,
+            );
+            if decision.decision != Effect::Allow {
+                let reason = decision.denial_reason(&t.action).unwrap_or_else(|| {
+                    format!(
+                        "because no identity-based policy allows the {} action",
+                        t.action
+                    )
+                });
+                return Err(ApiError::AccessDenied(format!(
+                    "User: {} is not authorized to perform: {} on resource: {} {reason}",
+                    self.principal.info.arn, t.action, t.resource
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(
+    svc: &Arc<Services>,
+    authz: &Authorizer<'_>,
+    op: Operation,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    use crate::iam::targets::targets_for as t;
+    use crate::protocol::input::*;
+    match op {
+        Operation::CreateTable => {
+            let i: CreateTableInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::tables::create_table(svc, i).await
+        }
+        Operation::DescribeTable => {
+            let i: TableNameInput = decode(body)?;
+            authz.check(&t(svc, &(op, &i))?)?;
+            ops::tables::describe_table(svc, i).await
+        }
+        Operation::DeleteTable => {
+            let i: TableNameInput = decode(body)?;
+            authz.check(&t(svc, &(op, &i))?)?;
+            ops::tables::delete_table(svc, i).await
+        }
+        Operation::ListTables => {
+            let i: ListTablesInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::tables::list_tables(svc, i).await
+        }
+        Operation::PutItem => {
+            let i: PutItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::items::put_item(svc, i).await
+        }
+        Operation::GetItem => {
+            let i: GetItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::items::get_item(svc, i).await
+        }
+        Operation::DeleteItem => {
+            let i: DeleteItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::items::delete_item(svc, i).await
+        }
+        Operation::NotImplemented(name) => Err(ApiError::NotImplemented(format!(
+            "sealdb does not implement the operation {name} yet"
+        ))),
+        Operation::Admin(a) => {
+            let i: ops::admin::AdminInput = decode(body)?;
+            let (action, resource) = i.target(a, &svc.config.account_id);
+            authz.check(&[Target::new(action, resource)])?;
+            ops::admin::run(&svc.catalog, a, i).await
+        }
+    }
+}
+
+/// A random request id shaped like DynamoDB's (52 upper-case alphanumerics).
+fn new_request_id() -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let bytes: [u8; 52] = crate::crypto::secret::random_bytes().unwrap_or([0u8; 52]);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % 32] as char)
+        .collect()
+}

@@ -1,0 +1,114 @@
+//! Request -> what must be authorized: every (action, resource ARN) pair with its condition
+//! keys. Global keys (`aws:*`) are built once per request; operation keys per target.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use super::eval::{ContextValue, PrincipalInfo, PrincipalKind};
+use crate::protocol::attr::{AttributeValue, Item};
+
+pub type Context = HashMap<String, ContextValue>;
+
+/// One authorization check of a request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub action: String,
+    pub resource: String,
+    /// Operation-specific keys (`dynamodb:*`), added to the global ones.
+    pub keys: Vec<(String, ContextValue)>,
+}
+
+impl Target {
+    pub fn new(action: impl Into<String>, resource: impl Into<String>) -> Target {
+        Target {
+            action: action.into(),
+            resource: resource.into(),
+            keys: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: ContextValue) -> Target {
+        self.keys.push((key.to_string(), value));
+        self
+    }
+}
+
+/// What the transport knows about a request.
+pub struct RequestFacts {
+    pub source_ip: IpAddr,
+    pub secure_transport: bool,
+    pub now: OffsetDateTime,
+    pub region: String,
+}
+
+/// The global condition keys of a request (`aws:*`).
+pub fn global_context(principal: &PrincipalInfo, facts: &RequestFacts) -> Context {
+    let mut c = Context::new();
+    let s = |v: &str| ContextValue::Str(v.to_string());
+    c.insert("aws:SourceIp".into(), s(&facts.source_ip.to_string()));
+    c.insert(
+        "aws:CurrentTime".into(),
+        s(&facts
+            .now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()),
+    );
+    c.insert(
+        "aws:EpochTime".into(),
+        ContextValue::Num(facts.now.unix_timestamp().to_string()),
+    );
+    c.insert(
+        "aws:SecureTransport".into(),
+        ContextValue::Bool(facts.secure_transport),
+    );
+    c.insert("aws:RequestedRegion".into(), s(&facts.region));
+    c.insert("aws:PrincipalArn".into(), s(&principal.arn));
+    c.insert("aws:PrincipalAccount".into(), s(&principal.account));
+    c.insert(
+        "aws:PrincipalType".into(),
+        s(match principal.kind {
+            PrincipalKind::IAMUser => "User",
+            PrincipalKind::AssumedRole => "AssumedRole",
+            PrincipalKind::Root => "Account",
+        }),
+    );
+    c.insert("aws:userid".into(), s(&principal.userid));
+    if let Some(u) = &principal.username {
+        c.insert("aws:username".into(), s(u));
+    }
+    for (k, v) in &principal.tags {
+        c.insert(format!("aws:PrincipalTag/{k}"), s(v));
+    }
+    c
+}
+
+/// `dynamodb:LeadingKeys` value of a partition key: its string form as IAM compares it.
+pub fn leading_key(v: &AttributeValue) -> Option<String> {
+    use base64::Engine;
+    match v {
+        AttributeValue::S(s) => Some(s.clone()),
+        AttributeValue::N(n) => Some(n.to_string()),
+        AttributeValue::B(b) => Some(base64::engine::general_purpose::STANDARD.encode(b)),
+        _ => None,
+    }
+}
+
+/// The partition key value of an item or key map, given the table's hash key name.
+pub fn leading_keys_of(item: &Item, hash_key: &str) -> ContextValue {
+    ContextValue::List(
+        item.get(hash_key)
+            .and_then(leading_key)
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// `dynamodb:Attributes`: the top-level attribute names a request names.
+pub fn attributes<'a>(names: impl IntoIterator<Item = &'a String>) -> ContextValue {
+    let mut v: Vec<String> = names.into_iter().cloned().collect();
+    v.sort();
+    v.dedup();
+    ContextValue::List(v)
+}

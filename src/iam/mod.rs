@@ -1,0 +1,14 @@
+//! The IAM policy engine: parse + validate -> compiled policy; evaluate -> decision.
+pub mod context; // request -> global condition keys
+pub mod eval;
+pub mod policy;
+pub mod targets; // operation inputs -> (action, resource, keys)
+
+mod condition; //  condition operators: compiled values, evaluation
+mod json; //       order- and duplicate-preserving JSON tree for validation
+mod values; //     exact decimals, ISO 8601 / epoch instants, CIDR blocks
+mod variables; //  context keys and policy variables
+mod wildcard; //   `*`/`?` patterns and component-wise ARN patterns
+
+#[cfg(test)]
+mod tests;

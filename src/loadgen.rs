@@ -1,0 +1,293 @@
+//! `sealdb bench`: the built-in load generator. It measures, in one run and on the same
+//! machine, a bare hyper server answering a fixed JSON body (the ceiling of this HTTP stack
+//! here) and sealdb's PutItem and GetItem of items of a given size with SigV4, IAM and
+//! encryption all on, over the same number of keep-alive HTTP/1.1 connections.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub connections: usize,
+    pub duration: Duration,
+    pub item_bytes: usize,
+    /// Distinct items written (and then read).
+    pub keys: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+impl BenchResult {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Builds request `i` of a connection's sequence.
+pub type RequestFactory = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// Drives `connections` keep-alive connections for `duration`, each sending requests back to
+/// back; counts non-2xx responses as errors.
+pub async fn drive(
+    name: &str,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    factory: RequestFactory,
+) -> Result<BenchResult, String> {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let factory = factory.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let mut lat = Vec::with_capacity(1 << 16);
+            let (mut ok, mut err) = (0u64, 0u64);
+            let mut i = c as u64;
+            while Instant::now() < deadline {
+                let req = factory(i);
+                i += connections as u64;
+                let t = Instant::now();
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let _ = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                lat.push(t.elapsed().as_micros() as u64);
+                if status.is_success() {
+                    ok += 1;
+                } else {
+                    err += 1;
+                }
+            }
+            Ok::<_, String>((ok, err, lat))
+        }));
+    }
+    let (mut ok, mut err, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, e, l) = t.await.map_err(|e| e.to_string())??;
+        ok += o;
+        err += e;
+        lat.extend(l);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[((lat.len() - 1) as f64 * p) as usize]
+        }
+    };
+    Ok(BenchResult {
+        name: name.to_string(),
+        requests: ok,
+        errors: err,
+        seconds,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+/// A bare hyper server answering every request with a fixed DynamoDB-shaped JSON body.
+pub async fn start_bare_hyper() -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/x-amz-json-1.0")
+                            .body(Full::new(Bytes::from_static(b"{\"TableNames\":[]}")))
+                            .unwrap_or_default(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Signed DynamoDB requests against `addr`.
+pub struct Signer {
+    pub addr: SocketAddr,
+    pub access_key: String,
+    pub secret: zeroize::Zeroizing<String>,
+    pub region: String,
+}
+
+impl Signer {
+    pub fn request(&self, op: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
+        let host = self.addr.to_string();
+        let target = format!("DynamoDB_20120810.{op}");
+        let headers = vec![
+            ("host".to_string(), host.clone()),
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.0".to_string(),
+            ),
+            ("x-amz-target".to_string(), target.clone()),
+        ];
+        let signed = crate::auth::sigv4::sign(
+            "POST",
+            "/",
+            None,
+            &headers,
+            &body,
+            &self.access_key,
+            &self.secret,
+            None,
+            &self.region,
+            "dynamodb",
+            time::OffsetDateTime::now_utc(),
+        );
+        let mut b = Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", host)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", target);
+        for (k, v) in signed {
+            b = b.header(k, v);
+        }
+        b.body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    }
+}
+
+fn item_body(table: &str, i: u64, keys: usize, item_bytes: usize) -> Vec<u8> {
+    let pk = format!("user#{:08}", i % keys.max(1) as u64);
+    let pad = item_bytes.saturating_sub(pk.len() + 2 + 7);
+    serde_json::to_vec(&json!({
+        "TableName": table,
+        "Item": {"pk": {"S": pk}, "payload": {"S": "x".repeat(pad)}}
+    }))
+    .unwrap_or_default()
+}
+
+fn key_body(table: &str, i: u64, keys: usize) -> Vec<u8> {
+    let pk = format!("user#{:08}", i % keys.max(1) as u64);
+    serde_json::to_vec(&json!({"TableName": table, "Key": {"pk": {"S": pk}}})).unwrap_or_default()
+}
+
+/// The whole comparison: bare hyper, then PutItem, then GetItem against `signer.addr`.
+pub async fn run(
+    opts: &BenchOptions,
+    signer: Arc<Signer>,
+    table: &str,
+) -> Result<Vec<BenchResult>, String> {
+    let mut out = Vec::new();
+    let bare = start_bare_hyper().await?;
+    let bare_factory: RequestFactory = Arc::new(move |_| {
+        Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", bare.to_string())
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    });
+    out.push(
+        drive(
+            "bare hyper (fixed JSON)",
+            bare,
+            opts.connections,
+            opts.duration,
+            bare_factory,
+        )
+        .await?,
+    );
+
+    // Create the table (ignore "already exists").
+    let create = json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]});
+    let one: RequestFactory = {
+        let s = signer.clone();
+        let body = serde_json::to_vec(&create).unwrap_or_default();
+        Arc::new(move |_| s.request("CreateTable", body.clone()))
+    };
+    let _ = drive("create", signer.addr, 1, Duration::from_millis(1), one).await;
+
+    let (t, keys, size) = (table.to_string(), opts.keys, opts.item_bytes);
+    let s = signer.clone();
+    let put: RequestFactory = Arc::new(move |i| s.request("PutItem", item_body(&t, i, keys, size)));
+    out.push(
+        drive(
+            &format!("sealdb PutItem ({size} B items)"),
+            signer.addr,
+            opts.connections,
+            opts.duration,
+            put,
+        )
+        .await?,
+    );
+    let (t, s) = (table.to_string(), signer.clone());
+    let get: RequestFactory = Arc::new(move |i| s.request("GetItem", key_body(&t, i, keys)));
+    out.push(
+        drive(
+            &format!("sealdb GetItem ({size} B items)"),
+            signer.addr,
+            opts.connections,
+            opts.duration,
+            get,
+        )
+        .await?,
+    );
+    Ok(out)
+}
+
+pub fn report(results: &[BenchResult]) -> String {
+    let base = results.first().map(|r| r.rps()).unwrap_or(1.0);
+    let mut s = format!(
+        "{:<34} {:>10} {:>8} {:>9} {:>9} {:>9}\n",
+        "scenario", "req/s", "errors", "p50 µs", "p99 µs", "vs bare"
+    );
+    for r in results {
+        s.push_str(&format!(
+            "{:<34} {:>10.0} {:>8} {:>9} {:>9} {:>8.0}%\n",
+            r.name,
+            r.rps(),
+            r.errors,
+            r.p50_us,
+            r.p99_us,
+            100.0 * r.rps() / base
+        ));
+    }
+    s
+}

@@ -1,0 +1,5 @@
+//! The DynamoDB JSON protocol: operations, typed inputs, attribute values.
+pub mod attr;
+pub mod input;
+pub mod operation;
+pub use operation::{AdminOp, Operation};

@@ -1,0 +1,188 @@
+//! `X-Amz-Target` -> [`Operation`]. Every DynamoDB operation name is known; the ones sealdb
+//! does not implement yet answer with an error naming them, never a crash.
+
+use crate::error::ApiError;
+
+pub const DYNAMODB_PREFIX: &str = "DynamoDB_20120810.";
+/// sealdb's own administration API (principals, keys), authorized with `sealdb:*` actions.
+pub const ADMIN_PREFIX: &str = "SealDBAdmin_20261101.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateTable,
+    DescribeTable,
+    ListTables,
+    DeleteTable,
+    PutItem,
+    GetItem,
+    DeleteItem,
+    /// A DynamoDB operation sealdb does not implement yet.
+    NotImplemented(&'static str),
+    Admin(AdminOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOp {
+    CreateUser,
+    DeleteUser,
+    ListUsers,
+    CreateAccessKey,
+    DeleteAccessKey,
+    ListAccessKeys,
+    PutUserPolicy,
+    DeleteUserPolicy,
+}
+
+/// Every operation in DynamoDB's 2012-08-10 service model.
+const DYNAMODB_OPERATIONS: &[&str] = &[
+    "BatchExecuteStatement",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "CreateBackup",
+    "CreateGlobalTable",
+    "CreateTable",
+    "DeleteBackup",
+    "DeleteItem",
+    "DeleteResourcePolicy",
+    "DeleteTable",
+    "DescribeBackup",
+    "DescribeContinuousBackups",
+    "DescribeContributorInsights",
+    "DescribeEndpoints",
+    "DescribeExport",
+    "DescribeGlobalTable",
+    "DescribeGlobalTableSettings",
+    "DescribeImport",
+    "DescribeKinesisStreamingDestination",
+    "DescribeLimits",
+    "DescribeTable",
+    "DescribeTableReplicaAutoScaling",
+    "DescribeTimeToLive",
+    "DisableKinesisStreamingDestination",
+    "EnableKinesisStreamingDestination",
+    "ExecuteStatement",
+    "ExecuteTransaction",
+    "ExportTableToPointInTime",
+    "GetItem",
+    "GetResourcePolicy",
+    "ImportTable",
+    "ListBackups",
+    "ListContributorInsights",
+    "ListExports",
+    "ListGlobalTables",
+    "ListImports",
+    "ListTables",
+    "ListTagsOfResource",
+    "PutItem",
+    "PutResourcePolicy",
+    "Query",
+    "RestoreTableFromBackup",
+    "RestoreTableToPointInTime",
+    "Scan",
+    "TagResource",
+    "TransactGetItems",
+    "TransactWriteItems",
+    "UntagResource",
+    "UpdateContinuousBackups",
+    "UpdateContributorInsights",
+    "UpdateGlobalTable",
+    "UpdateGlobalTableSettings",
+    "UpdateItem",
+    "UpdateKinesisStreamingDestination",
+    "UpdateTable",
+    "UpdateTableReplicaAutoScaling",
+    "UpdateTimeToLive",
+];
+
+impl Operation {
+    pub fn parse(target: Option<&str>) -> Result<Operation, ApiError> {
+        let unknown = || ApiError::UnknownOperation("An unknown operation was requested.".into());
+        let target = target.ok_or_else(unknown)?;
+        if let Some(name) = target.strip_prefix(DYNAMODB_PREFIX) {
+            return Ok(match name {
+                "CreateTable" => Operation::CreateTable,
+                "DescribeTable" => Operation::DescribeTable,
+                "ListTables" => Operation::ListTables,
+                "DeleteTable" => Operation::DeleteTable,
+                "PutItem" => Operation::PutItem,
+                "GetItem" => Operation::GetItem,
+                "DeleteItem" => Operation::DeleteItem,
+                other => match DYNAMODB_OPERATIONS.iter().find(|n| **n == other) {
+                    Some(n) => Operation::NotImplemented(n),
+                    None => return Err(unknown()),
+                },
+            });
+        }
+        if let Some(name) = target.strip_prefix(ADMIN_PREFIX) {
+            return Ok(Operation::Admin(match name {
+                "CreateUser" => AdminOp::CreateUser,
+                "DeleteUser" => AdminOp::DeleteUser,
+                "ListUsers" => AdminOp::ListUsers,
+                "CreateAccessKey" => AdminOp::CreateAccessKey,
+                "DeleteAccessKey" => AdminOp::DeleteAccessKey,
+                "ListAccessKeys" => AdminOp::ListAccessKeys,
+                "PutUserPolicy" => AdminOp::PutUserPolicy,
+                "DeleteUserPolicy" => AdminOp::DeleteUserPolicy,
+                _ => return Err(unknown()),
+            }));
+        }
+        Err(unknown())
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::CreateTable => "CreateTable",
+            Operation::DescribeTable => "DescribeTable",
+            Operation::ListTables => "ListTables",
+            Operation::DeleteTable => "DeleteTable",
+            Operation::PutItem => "PutItem",
+            Operation::GetItem => "GetItem",
+            Operation::DeleteItem => "DeleteItem",
+            Operation::NotImplemented(n) => n,
+            Operation::Admin(a) => a.name(),
+        }
+    }
+}
+
+impl AdminOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminOp::CreateUser => "CreateUser",
+            AdminOp::DeleteUser => "DeleteUser",
+            AdminOp::ListUsers => "ListUsers",
+            AdminOp::CreateAccessKey => "CreateAccessKey",
+            AdminOp::DeleteAccessKey => "DeleteAccessKey",
+            AdminOp::ListAccessKeys => "ListAccessKeys",
+            AdminOp::PutUserPolicy => "PutUserPolicy",
+            AdminOp::DeleteUserPolicy => "DeleteUserPolicy",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            Operation::parse(Some("DynamoDB_20120810.PutItem")).unwrap(),
+            Operation::PutItem
+        );
+        assert_eq!(
+            Operation::parse(Some("DynamoDB_20120810.CreateBackup")).unwrap(),
+            Operation::NotImplemented("CreateBackup")
+        );
+        for bad in [
+            None,
+            Some("DynamoDB_20120810.Nope"),
+            Some("Other.PutItem"),
+            Some(""),
+        ] {
+            assert!(matches!(
+                Operation::parse(bad),
+                Err(ApiError::UnknownOperation(_))
+            ));
+        }
+    }
+}
