@@ -117,6 +117,21 @@ pub async fn drive(
     })
 }
 
+/// Sends one request on a fresh connection and returns its status.
+async fn send_once(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<hyper::StatusCode, String> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    Ok(status)
+}
+
 /// A bare hyper server answering every request with a fixed DynamoDB-shaped JSON body.
 pub async fn start_bare_hyper() -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -237,12 +252,14 @@ pub async fn run(
     let create = json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]});
-    let one: RequestFactory = {
-        let s = signer.clone();
-        let body = serde_json::to_vec(&create).unwrap_or_default();
-        Arc::new(move |_| s.request("CreateTable", body.clone()))
-    };
-    let _ = drive("create", signer.addr, 1, Duration::from_millis(1), one).await;
+    let status = send_once(
+        signer.addr,
+        signer.request("CreateTable", serde_json::to_vec(&create).unwrap_or_default()),
+    )
+    .await?;
+    if !(status.is_success() || status == hyper::StatusCode::BAD_REQUEST) {
+        return Err(format!("CreateTable failed with HTTP {status}"));
+    }
 
     let (t, keys, size) = (table.to_string(), opts.keys, opts.item_bytes);
     let s = signer.clone();

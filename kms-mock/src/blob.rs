@@ -69,7 +69,11 @@ pub fn invalid() -> KmsError {
 pub fn canonical_context(ctx: &EncryptionContext) -> Result<Vec<u8>, KmsError> {
     let too_big = || KmsError::Validation("Encryption context is too large".into());
     let mut out = Vec::new();
-    out.extend_from_slice(&u32::try_from(ctx.len()).map_err(|_| too_big())?.to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(ctx.len())
+            .map_err(|_| too_big())?
+            .to_be_bytes(),
+    );
     for (k, v) in ctx {
         for part in [k, v] {
             let len = u32::try_from(part.len()).map_err(|_| too_big())?;
@@ -123,7 +127,10 @@ mod tests {
         assert_eq!(parsed, h);
         assert_eq!(sealed.len(), IV_LEN + TAG_LEN + 3);
         blob[0] = 2;
-        assert_eq!(parse(&blob).unwrap_err().aws_type(), "InvalidCiphertextException");
+        assert_eq!(
+            parse(&blob).unwrap_err().aws_type(),
+            "InvalidCiphertextException"
+        );
         assert!(parse(&[1u8; MIN_BLOB_LEN - 1]).is_err());
     }
 

@@ -42,7 +42,9 @@ pub struct Faults {
 impl Faults {
     pub fn add(&self, rule: FaultRule) -> Result<(), KmsError> {
         if rule.operation.is_empty() {
-            return Err(KmsError::Validation("operation must be an operation name or \"*\"".into()));
+            return Err(KmsError::Validation(
+                "operation must be an operation name or \"*\"".into(),
+            ));
         }
         if let Some(e) = &rule.error {
             if !INJECTABLE_ERRORS.iter().any(|(n, _)| n == e) {
@@ -119,13 +121,15 @@ mod tests {
     #[test]
     fn counted_rules_expire_and_match_by_operation() {
         let f = Faults::default();
-        f.add(rule("Decrypt", Some("ThrottlingException"), Some(2))).unwrap();
+        f.add(rule("Decrypt", Some("ThrottlingException"), Some(2)))
+            .unwrap();
         assert!(f.take("Encrypt").is_none());
         let a = f.take("Decrypt").unwrap();
         assert_eq!(a.error.unwrap().aws_type(), "ThrottlingException");
         assert!(f.take("Decrypt").is_some());
         assert!(f.take("Decrypt").is_none());
-        f.add(rule("*", Some("KMSInternalException"), None)).unwrap();
+        f.add(rule("*", Some("KMSInternalException"), None))
+            .unwrap();
         for _ in 0..3 {
             assert_eq!(
                 f.take("Encrypt").unwrap().error.unwrap().aws_type(),

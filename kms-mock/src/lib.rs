@@ -18,7 +18,7 @@ pub use error::KmsError;
 pub use fault::{FaultAction, FaultRule};
 pub use store::{KeyStore, SeedFile, SeedKey};
 pub use types::{
-    AliasEntry, CreateKeyRequest, DataKey, Decrypted, DeletionScheduled, Encrypted, EncryptionContext,
-    IncludeKeyMaterial, KeyListEntry, KeyMetadata, KeyState, Page, ReEncrypted, RotationEntry,
-    RotationStatus, RotationType,
+    AliasEntry, CreateKeyRequest, DataKey, Decrypted, DeletionScheduled, Encrypted,
+    EncryptionContext, IncludeKeyMaterial, KeyListEntry, KeyMetadata, KeyState, Page, ReEncrypted,
+    RotationEntry, RotationStatus, RotationType,
 };

@@ -12,7 +12,11 @@ use kms_mock::server::{self, Credentials, ServerConfig};
 use kms_mock::KeyStore;
 
 #[derive(Parser, Debug)]
-#[command(name = "kms-mock", version, about = "A KMS-compatible key service for tests and drills")]
+#[command(
+    name = "kms-mock",
+    version,
+    about = "A KMS-compatible key service for tests and drills"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the first stdout line names it).
     #[arg(long, default_value = "127.0.0.1:4599", env = "KMS_MOCK_LISTEN")]
@@ -77,7 +81,8 @@ fn run(args: Args) -> Result<(), String> {
                 p.push(".master-key");
                 PathBuf::from(p)
             });
-            KeyStore::open(state, &master, &args.account, &args.region).map_err(|e| e.to_string())?
+            KeyStore::open(state, &master, &args.account, &args.region)
+                .map_err(|e| e.to_string())?
         }
         None => KeyStore::in_memory(&args.account, &args.region),
     };

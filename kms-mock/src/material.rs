@@ -183,7 +183,10 @@ mod tests {
         let rng = SystemRandom::new();
         let k = KeyMaterial::random(&rng).unwrap();
         let sealed = k.seal(&rng, b"aad", b"hello").unwrap();
-        assert_eq!(k.open(b"aad", &sealed).unwrap().unwrap().as_slice(), b"hello");
+        assert_eq!(
+            k.open(b"aad", &sealed).unwrap().unwrap().as_slice(),
+            b"hello"
+        );
         assert!(k.open(b"other", &sealed).unwrap().is_none());
         let mut bad = sealed.clone();
         let last = bad.len() - 1;

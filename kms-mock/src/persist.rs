@@ -88,23 +88,27 @@ impl Persistence {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("cannot read state file", &self.path, e)),
         };
-        let bad = |why: &str| KmsError::Storage(format!("state file {}: {why}", self.path.display()));
-        let env: Envelope = serde_json::from_slice(&raw).map_err(|_| bad("not a kms-mock state file"))?;
+        let bad =
+            |why: &str| KmsError::Storage(format!("state file {}: {why}", self.path.display()));
+        let env: Envelope =
+            serde_json::from_slice(&raw).map_err(|_| bad("not a kms-mock state file"))?;
         if env.format != FORMAT || env.version != VERSION {
             return Err(bad("unsupported format or version"));
         }
-        let sealed = B64.decode(env.sealed.as_bytes()).map_err(|_| bad("bad base64"))?;
-        let plain = self
-            .master
-            .open(STATE_AAD, &sealed)?
-            .ok_or_else(|| bad("cannot be opened with this master key (wrong key or tampered file)"))?;
+        let sealed = B64
+            .decode(env.sealed.as_bytes())
+            .map_err(|_| bad("bad base64"))?;
+        let plain = self.master.open(STATE_AAD, &sealed)?.ok_or_else(|| {
+            bad("cannot be opened with this master key (wrong key or tampered file)")
+        })?;
         let state: State = serde_json::from_slice(&plain).map_err(|_| bad("corrupt state"))?;
         Ok(Some(state))
     }
 
     pub fn save(&self, state: &State, rng: &SystemRandom) -> Result<(), KmsError> {
         let plain = Zeroizing::new(
-            serde_json::to_vec(state).map_err(|_| KmsError::Internal("cannot serialize state".into()))?,
+            serde_json::to_vec(state)
+                .map_err(|_| KmsError::Internal("cannot serialize state".into()))?,
         );
         let sealed = self.master.seal(rng, STATE_AAD, &plain)?;
         let env = Envelope {
@@ -112,8 +116,10 @@ impl Persistence {
             version: VERSION,
             sealed: B64.encode(sealed),
         };
-        let bytes = serde_json::to_vec(&env).map_err(|_| KmsError::Internal("cannot serialize state".into()))?;
-        write_atomic(&self.path, &bytes).map_err(|e| KmsError::Internal(format!("cannot persist state: {e}")))
+        let bytes = serde_json::to_vec(&env)
+            .map_err(|_| KmsError::Internal("cannot serialize state".into()))?;
+        write_atomic(&self.path, &bytes)
+            .map_err(|e| KmsError::Internal(format!("cannot persist state: {e}")))
     }
 }
 
@@ -140,11 +146,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KmsError> {
         // mode() only applies on creation; a leftover temp file keeps its old mode otherwise.
         f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
             .map_err(|e| io_err("cannot chmod", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err("cannot write", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| io_err("cannot write", &tmp, e))?;
         f.sync_all().map_err(|e| io_err("cannot fsync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| io_err("cannot rename onto", path, e))?;
         let d = fs::File::open(&dir).map_err(|e| io_err("cannot open directory", &dir, e))?;
-        d.sync_all().map_err(|e| io_err("cannot fsync directory", &dir, e))
+        d.sync_all()
+            .map_err(|e| io_err("cannot fsync directory", &dir, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -170,7 +178,10 @@ pub mod material_b64 {
             f.write_str("base64 key material")
         }
         fn visit_str<E: Error>(self, v: &str) -> Result<KeyMaterial, E> {
-            let bytes = Zeroizing::new(B64.decode(v.as_bytes()).map_err(|_| E::custom("bad base64"))?);
+            let bytes = Zeroizing::new(
+                B64.decode(v.as_bytes())
+                    .map_err(|_| E::custom("bad base64"))?,
+            );
             KeyMaterial::from_slice(&bytes).ok_or_else(|| E::custom("bad key material length"))
         }
     }

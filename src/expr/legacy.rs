@@ -136,9 +136,9 @@ fn legacy_cond(name: &str, op: &str, args: &[AttributeValue]) -> Result<Cond, Ex
                 return Err(not_valid(v));
             }
             if lo.type_name() != hi.type_name() {
-                return Err(invalid(format!(
-                    "AttributeValues inside AttributeValueList must be of same type"
-                )));
+                return Err(invalid(
+                    "AttributeValues inside AttributeValueList must be of same type",
+                ));
             }
             if compare_values(lo, hi) == Some(std::cmp::Ordering::Greater) {
                 return Err(invalid(
@@ -198,14 +198,11 @@ pub fn expected_to_condition(
                     )))
                 }
                 (Some(false), None) => Cond::AttributeNotExists(Path::attr(name)),
-                (exists, Some(v)) => {
-                    let _ = exists;
-                    Cond::Cmp(
-                        CmpOp::Eq,
-                        Operand::Path(Path::attr(name)),
-                        Operand::Value(v.clone()),
-                    )
-                }
+                (_, Some(v)) => Cond::Cmp(
+                    CmpOp::Eq,
+                    Operand::Path(Path::attr(name)),
+                    Operand::Value(v.clone()),
+                ),
                 (None, None) => {
                     return Err(invalid(format!(
                         "Value must be provided when Exists is null for Attribute: {name}"

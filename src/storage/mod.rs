@@ -151,7 +151,8 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<(), CommitError>;
 
     /// Removes every key in [start, end) of a space (table deletion) and makes it durable.
-    /// An empty or inverted range removes nothing.
+    /// An empty or inverted range removes nothing. Not ordered against concurrent commits into
+    /// the range: callers stop writes to it first (the table is marked deleted in meta).
     fn delete_range(&self, space: Space, start: &[u8], end: &[u8]) -> Result<(), StoreError>;
 
     /// Flush memtables and compact everything (tests: the canary scan; admin).

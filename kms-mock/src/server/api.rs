@@ -276,7 +276,10 @@ pub fn dispatch(store: &KeyStore, op: &str, body: &[u8]) -> Result<Value, KmsErr
                     "Custom key stores are not supported by kms-mock".into(),
                 ));
             }
-            if i.policy.as_deref().is_some_and(|p| serde_json::from_str::<Value>(p).is_err()) {
+            if i.policy
+                .as_deref()
+                .is_some_and(|p| serde_json::from_str::<Value>(p).is_err())
+            {
                 return Err(KmsError::MalformedPolicyDocument(
                     "The key policy is not valid JSON.".into(),
                 ));
@@ -297,7 +300,10 @@ pub fn dispatch(store: &KeyStore, op: &str, body: &[u8]) -> Result<Value, KmsErr
         }
         "ListKeys" => {
             let i: ListInput = parse(body)?;
-            page_json("Keys", store.list_keys(limit(i.limit)?, i.marker.as_deref())?)
+            page_json(
+                "Keys",
+                store.list_keys(limit(i.limit)?, i.marker.as_deref())?,
+            )
         }
         "CreateAlias" | "UpdateAlias" => {
             let i: AliasInput = parse(body)?;
@@ -325,7 +331,8 @@ pub fn dispatch(store: &KeyStore, op: &str, body: &[u8]) -> Result<Value, KmsErr
         "Encrypt" => {
             let i: EncryptInput = parse(body)?;
             let key_id = required(i.key_id, "keyId")?;
-            let plaintext = zeroize::Zeroizing::new(blob(&required(i.plaintext, "plaintext")?, "Plaintext")?);
+            let plaintext =
+                zeroize::Zeroizing::new(blob(&required(i.plaintext, "plaintext")?, "Plaintext")?);
             check_algorithm(i.encryption_algorithm.as_deref())?;
             let e = store.encrypt_detailed(&key_id, &plaintext, &i.encryption_context)?;
             dry_run(i.dry_run)?;
@@ -337,7 +344,10 @@ pub fn dispatch(store: &KeyStore, op: &str, body: &[u8]) -> Result<Value, KmsErr
         }
         "Decrypt" => {
             let i: DecryptInput = parse(body)?;
-            let ct = blob(&required(i.ciphertext_blob, "ciphertextBlob")?, "CiphertextBlob")?;
+            let ct = blob(
+                &required(i.ciphertext_blob, "ciphertextBlob")?,
+                "CiphertextBlob",
+            )?;
             check_algorithm(i.encryption_algorithm.as_deref())?;
             unsupported_recipient(&i.recipient)?;
             let d = store.decrypt_detailed(&ct, &i.encryption_context, i.key_id.as_deref())?;
@@ -351,7 +361,10 @@ pub fn dispatch(store: &KeyStore, op: &str, body: &[u8]) -> Result<Value, KmsErr
         }
         "ReEncrypt" => {
             let i: ReEncryptInput = parse(body)?;
-            let ct = blob(&required(i.ciphertext_blob, "ciphertextBlob")?, "CiphertextBlob")?;
+            let ct = blob(
+                &required(i.ciphertext_blob, "ciphertextBlob")?,
+                "CiphertextBlob",
+            )?;
             let dest = required(i.destination_key_id, "destinationKeyId")?;
             check_algorithm(i.source_encryption_algorithm.as_deref())?;
             check_algorithm(i.destination_encryption_algorithm.as_deref())?;

@@ -103,7 +103,12 @@ pub async fn spawn(
     Ok((local, handle))
 }
 
-fn response(status: StatusCode, content_type: &str, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
+fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
@@ -137,12 +142,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     let path = parts.uri.path();
     if let Some(admin_path) = path.strip_prefix("/__admin/") {
         if !shared.config.enable_admin {
-            return response(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec(), &request_id);
+            return response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                b"not found\n".to_vec(),
+                &request_id,
+            );
         }
         return admin(shared, &parts.method, admin_path, &body, &request_id).await;
     }
     if parts.method == Method::GET && path == "/" {
-        return response(StatusCode::OK, "text/plain", b"healthy: kms-mock\n".to_vec(), &request_id);
+        return response(
+            StatusCode::OK,
+            "text/plain",
+            b"healthy: kms-mock\n".to_vec(),
+            &request_id,
+        );
     }
     if parts.method != Method::POST || path != "/" {
         let e = KmsError::UnknownOperation(format!("No operation at {} {path}", parts.method));
@@ -160,10 +175,14 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     let result = async {
         authenticate(shared, &parts, &body)?;
         let op = op.ok_or_else(|| {
-            KmsError::UnknownOperation("Missing or unknown X-Amz-Target (expected TrentService.<Operation>)".into())
+            KmsError::UnknownOperation(
+                "Missing or unknown X-Amz-Target (expected TrentService.<Operation>)".into(),
+            )
         })?;
         if !api::OPERATIONS.contains(&op.as_str()) {
-            return Err(KmsError::UnknownOperation(format!("Unknown operation {op}")));
+            return Err(KmsError::UnknownOperation(format!(
+                "Unknown operation {op}"
+            )));
         }
         if let Some(fault) = shared.store.take_fault(&op) {
             if !fault.latency.is_zero() {
@@ -171,7 +190,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             }
             if fault.timeout {
                 tokio::time::sleep(INJECTED_TIMEOUT).await;
-                return Err(KmsError::DependencyTimeout(format!("Injected timeout for {op}")));
+                return Err(KmsError::DependencyTimeout(format!(
+                    "Injected timeout for {op}"
+                )));
             }
             if let Some(e) = fault.error {
                 return Err(e);
@@ -190,7 +211,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     match result {
         Ok((op, out)) => {
             tracing::info!(operation = %op, status = 200, request_id = %request_id, "request");
-            response(StatusCode::OK, JSON_1_1, out.to_string().into_bytes(), &request_id)
+            response(
+                StatusCode::OK,
+                JSON_1_1,
+                out.to_string().into_bytes(),
+                &request_id,
+            )
         }
         Err(e) => {
             tracing::info!(error = e.aws_type(), status = e.http_status(), request_id = %request_id, "request failed");
@@ -199,11 +225,17 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 }
 
-fn authenticate(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), KmsError> {
+fn authenticate(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<(), KmsError> {
     let header = parts
         .headers
         .get(hyper::header::AUTHORIZATION)
-        .ok_or_else(|| KmsError::MissingAuthenticationToken("Missing Authentication Token".into()))?;
+        .ok_or_else(|| {
+            KmsError::MissingAuthenticationToken("Missing Authentication Token".into())
+        })?;
     let header = header
         .to_str()
         .map_err(|_| KmsError::IncompleteSignature("Authorization header is not ASCII".into()))?;
@@ -218,7 +250,13 @@ fn authenticate(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8
         headers: &parts.headers,
         body,
     };
-    sigv4::verify(&req, &auth, &shared.config.credentials, shared.store.region(), SystemTime::now())
+    sigv4::verify(
+        &req,
+        &auth,
+        &shared.config.credentials,
+        shared.store.region(),
+        SystemTime::now(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -234,7 +272,14 @@ async fn admin(
     body: &[u8],
     request_id: &str,
 ) -> Response<Full<Bytes>> {
-    let ok = |v: Value| response(StatusCode::OK, "application/json", v.to_string().into_bytes(), request_id);
+    let ok = |v: Value| {
+        response(
+            StatusCode::OK,
+            "application/json",
+            v.to_string().into_bytes(),
+            request_id,
+        )
+    };
     let bad = |msg: String| {
         response(
             StatusCode::BAD_REQUEST,
@@ -262,7 +307,9 @@ async fn admin(
             Ok(c) => {
                 let store = store.clone();
                 let res = tokio::task::spawn_blocking(move || {
-                    store.advance_clock(c.advance_secs).map(|()| store.now_epoch_secs())
+                    store
+                        .advance_clock(c.advance_secs)
+                        .map(|()| store.now_epoch_secs())
                 })
                 .await;
                 match res {
@@ -273,6 +320,11 @@ async fn admin(
             }
             Err(e) => bad(format!("bad clock request: {e}")),
         },
-        _ => response(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec(), request_id),
+        _ => response(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            b"not found\n".to_vec(),
+            request_id,
+        ),
     }
 }

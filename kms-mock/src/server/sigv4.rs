@@ -32,8 +32,10 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     pub fn insert(&mut self, access_key_id: &str, secret: &str) {
-        self.0
-            .insert(access_key_id.to_string(), Zeroizing::new(secret.to_string()));
+        self.0.insert(
+            access_key_id.to_string(),
+            Zeroizing::new(secret.to_string()),
+        );
     }
 
     /// Parses `ID:SECRET`.
@@ -76,7 +78,9 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, KmsError> {
     let rest = value
         .strip_prefix(ALGORITHM)
         .filter(|r| r.starts_with(' '))
-        .ok_or_else(|| incomplete("Authorization header must use the AWS4-HMAC-SHA256 algorithm"))?;
+        .ok_or_else(|| {
+            incomplete("Authorization header must use the AWS4-HMAC-SHA256 algorithm")
+        })?;
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {
         let part = part.trim();
@@ -90,13 +94,15 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, KmsError> {
     }
     let credential = credential
         .ok_or_else(|| incomplete("Authorization header requires 'Credential' parameter."))?;
-    let signed =
-        signed.ok_or_else(|| incomplete("Authorization header requires 'SignedHeaders' parameter."))?;
-    let signature =
-        signature.ok_or_else(|| incomplete("Authorization header requires 'Signature' parameter."))?;
+    let signed = signed
+        .ok_or_else(|| incomplete("Authorization header requires 'SignedHeaders' parameter."))?;
+    let signature = signature
+        .ok_or_else(|| incomplete("Authorization header requires 'Signature' parameter."))?;
     let scope: Vec<&str> = credential.split('/').collect();
     let [akid, date, region, service, terminator] = scope.as_slice() else {
-        return Err(incomplete("Credential must have the form ACCESS_KEY/DATE/REGION/SERVICE/aws4_request"));
+        return Err(incomplete(
+            "Credential must have the form ACCESS_KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
     };
     if akid.is_empty()
         || date.len() != 8
@@ -104,7 +110,9 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, KmsError> {
         || region.is_empty()
         || *terminator != "aws4_request"
     {
-        return Err(incomplete("Credential must have the form ACCESS_KEY/DATE/REGION/SERVICE/aws4_request"));
+        return Err(incomplete(
+            "Credential must have the form ACCESS_KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(incomplete("Signature must be 64 hex characters"));
@@ -127,7 +135,10 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, KmsError> {
 fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -143,7 +154,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let b = bytes.get(i).copied().unwrap_or(0);
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 3;
@@ -162,7 +175,10 @@ fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (
+                uri_encode(&percent_decode(k), false),
+                uri_encode(&percent_decode(v), false),
+            )
         })
         .collect();
     pairs.sort();
@@ -239,7 +255,9 @@ pub fn verify(
     now: SystemTime,
 ) -> Result<(), KmsError> {
     let secret = creds.get(&auth.access_key_id).ok_or_else(|| {
-        KmsError::UnrecognizedClient("The security token included in the request is invalid.".into())
+        KmsError::UnrecognizedClient(
+            "The security token included in the request is invalid.".into(),
+        )
     })?;
     if auth.service != SERVICE || auth.region != region {
         return Err(KmsError::InvalidSignature(format!(
@@ -293,12 +311,21 @@ pub fn verify(
         auth.signed_headers.join(";"),
         payload_hash
     );
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex::encode(digest(&SHA256, canonical_request.as_bytes()))
     );
-    let expected = signature(secret, &auth.date, &auth.region, &auth.service, &string_to_sign);
+    let expected = signature(
+        secret,
+        &auth.date,
+        &auth.region,
+        &auth.service,
+        &string_to_sign,
+    );
     let given = hex::decode(&auth.signature).map_err(|_| incomplete("Signature must be hex"))?;
     if expected.as_slice().ct_eq(given.as_slice()).into() {
         Ok(())
@@ -309,7 +336,13 @@ pub fn verify(
     }
 }
 
-fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> Vec<u8> {
+fn signature(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    string_to_sign: &str,
+) -> Vec<u8> {
     let mac = |key: &[u8], data: &str| -> hmac::Tag {
         hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
     };

@@ -39,7 +39,8 @@ impl KeyStore {
         self.require_enabled(key)?;
         let (material_version, current) = key.current()?;
         let header = BlobHeader {
-            key_id: parse_uuid(&id).ok_or_else(|| KmsError::Internal("stored key id is not a UUID".into()))?,
+            key_id: parse_uuid(&id)
+                .ok_or_else(|| KmsError::Internal("stored key id is not a UUID".into()))?,
             material_version,
         };
         let aad = blob::aad(&header, context)?;
@@ -116,7 +117,9 @@ impl KeyStore {
                 "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and {MAX_PLAINTEXT_LEN}"
             )));
         }
-        self.read("Encrypt", |state, _| self.encrypt_in(state, key_id, plaintext, context))
+        self.read("Encrypt", |state, _| {
+            self.encrypt_in(state, key_id, plaintext, context)
+        })
     }
 
     /// Decrypt: the blob names its key; `key_id`, when given, must name the same key
@@ -154,7 +157,12 @@ impl KeyStore {
     ) -> Result<ReEncrypted, KmsError> {
         self.read("ReEncrypt", |state, _| {
             let src = self.decrypt_in(state, ciphertext_blob, source_context, source_key_id)?;
-            let dst = self.encrypt_in(state, destination_key_id, &src.plaintext, destination_context)?;
+            let dst = self.encrypt_in(
+                state,
+                destination_key_id,
+                &src.plaintext,
+                destination_context,
+            )?;
             Ok(ReEncrypted {
                 ciphertext_blob: dst.ciphertext_blob,
                 source_key_arn: src.key_arn,

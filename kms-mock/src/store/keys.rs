@@ -87,7 +87,9 @@ pub(crate) fn check_alias_name(name: &str) -> Result<(), KmsError> {
         ));
     };
     if rest.is_empty() || rest.contains(':') {
-        return Err(KmsError::InvalidAliasName(format!("Alias name {name} is not valid.")));
+        return Err(KmsError::InvalidAliasName(format!(
+            "Alias name {name} is not valid."
+        )));
     }
     // The alias/aws/ prefix is reserved for AWS managed keys (KMS developer guide, aliases).
     if name.starts_with("alias/aws/") {
@@ -113,7 +115,11 @@ impl KeyStore {
         if let Some(u) = req.key_usage.as_deref().filter(|u| *u != "ENCRYPT_DECRYPT") {
             return Err(unsupported("KeyUsage", u));
         }
-        if let Some(s) = req.key_spec.as_deref().filter(|s| *s != "SYMMETRIC_DEFAULT") {
+        if let Some(s) = req
+            .key_spec
+            .as_deref()
+            .filter(|s| *s != "SYMMETRIC_DEFAULT")
+        {
             return Err(unsupported("KeySpec", s));
         }
         if let Some(o) = req.origin.as_deref().filter(|o| *o != "AWS_KMS") {
@@ -151,7 +157,11 @@ impl KeyStore {
         })
     }
 
-    pub fn list_keys(&self, limit: Option<u32>, marker: Option<&str>) -> Result<Page<KeyListEntry>, KmsError> {
+    pub fn list_keys(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>, KmsError> {
         self.read("ListKeys", |state, _| {
             let items = state
                 .keys
@@ -232,7 +242,9 @@ impl KeyStore {
             let arn = self.key_arn(&id);
             let key = self.key_mut(state, &id)?;
             if key.state != KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!("{arn} is not pending deletion.")));
+                return Err(KmsError::InvalidState(format!(
+                    "{arn} is not pending deletion."
+                )));
             }
             key.state = KeyState::Disabled;
             key.deletion_ms = None;
@@ -335,13 +347,22 @@ mod tests {
     #[test]
     fn alias_names() {
         assert!(check_alias_name("alias/my-key_1/x").is_ok());
-        assert_eq!(check_alias_name("nope").unwrap_err().aws_type(), "ValidationException");
+        assert_eq!(
+            check_alias_name("nope").unwrap_err().aws_type(),
+            "ValidationException"
+        );
         assert_eq!(
             check_alias_name("alias/aws/x").unwrap_err().aws_type(),
             "InvalidAliasNameException"
         );
-        assert_eq!(check_alias_name("alias/").unwrap_err().aws_type(), "InvalidAliasNameException");
-        assert_eq!(check_alias_name("alias/a b").unwrap_err().aws_type(), "ValidationException");
+        assert_eq!(
+            check_alias_name("alias/").unwrap_err().aws_type(),
+            "InvalidAliasNameException"
+        );
+        assert_eq!(
+            check_alias_name("alias/a b").unwrap_err().aws_type(),
+            "ValidationException"
+        );
         assert!(check_alias_name(&format!("alias/{}", "a".repeat(300))).is_err());
     }
 
@@ -361,7 +382,9 @@ mod tests {
         assert_eq!(seen, (0..25).collect::<Vec<_>>());
         assert!(paginate(items.clone(), Some(0), 100, None).is_err());
         assert_eq!(
-            paginate(items, None, 100, Some("!!!")).unwrap_err().aws_type(),
+            paginate(items, None, 100, Some("!!!"))
+                .unwrap_err()
+                .aws_type(),
             "InvalidMarkerException"
         );
     }

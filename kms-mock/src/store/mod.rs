@@ -92,7 +92,12 @@ impl KeyStore {
         Ok(KeyStore::build(account, region, state, Some(persistence)))
     }
 
-    fn build(account: &str, region: &str, state: State, persistence: Option<Persistence>) -> KeyStore {
+    fn build(
+        account: &str,
+        region: &str,
+        state: State,
+        persistence: Option<Persistence>,
+    ) -> KeyStore {
         KeyStore {
             account: account.to_string(),
             region: region.to_string(),
@@ -113,11 +118,17 @@ impl KeyStore {
     }
 
     pub fn key_arn(&self, key_id: &str) -> String {
-        format!("arn:aws:kms:{}:{}:key/{}", self.region, self.account, key_id)
+        format!(
+            "arn:aws:kms:{}:{}:key/{}",
+            self.region, self.account, key_id
+        )
     }
 
     pub fn alias_arn(&self, alias_name: &str) -> String {
-        format!("arn:aws:kms:{}:{}:{}", self.region, self.account, alias_name)
+        format!(
+            "arn:aws:kms:{}:{}:{}",
+            self.region, self.account, alias_name
+        )
     }
 
     // ---- mock clock -------------------------------------------------------------------
@@ -251,7 +262,12 @@ impl KeyStore {
     }
 
     /// Resolves a key id, key ARN, alias name or alias ARN to a key id.
-    pub(crate) fn resolve(&self, state: &State, key_ref: &str, naming: Naming) -> Result<String, KmsError> {
+    pub(crate) fn resolve(
+        &self,
+        state: &State,
+        key_ref: &str,
+        naming: Naming,
+    ) -> Result<String, KmsError> {
         let invalid = || KmsError::NotFound(format!("Invalid keyId '{key_ref}'"));
         if key_ref.is_empty() {
             return Err(KmsError::Validation(
@@ -299,7 +315,12 @@ impl KeyStore {
         self.lookup_id(state, resource, invalid)
     }
 
-    fn lookup_id(&self, state: &State, id: &str, invalid: impl Fn() -> KmsError) -> Result<String, KmsError> {
+    fn lookup_id(
+        &self,
+        state: &State,
+        id: &str,
+        invalid: impl Fn() -> KmsError,
+    ) -> Result<String, KmsError> {
         let Some(bytes) = parse_uuid(id) else {
             return Err(invalid());
         };
@@ -315,7 +336,11 @@ impl KeyStore {
         state.keys.get(id).ok_or_else(|| self.key_not_found(id))
     }
 
-    pub(crate) fn key_mut<'a>(&self, state: &'a mut State, id: &str) -> Result<&'a mut KeyRecord, KmsError> {
+    pub(crate) fn key_mut<'a>(
+        &self,
+        state: &'a mut State,
+        id: &str,
+    ) -> Result<&'a mut KeyRecord, KmsError> {
         let err = self.key_not_found(id);
         state.keys.get_mut(id).ok_or(err)
     }
@@ -326,7 +351,10 @@ impl KeyStore {
     pub(crate) fn require_enabled(&self, key: &KeyRecord) -> Result<(), KmsError> {
         match key.state {
             KeyState::Enabled => Ok(()),
-            KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", self.key_arn(&key.id)))),
+            KeyState::Disabled => Err(KmsError::Disabled(format!(
+                "{} is disabled.",
+                self.key_arn(&key.id)
+            ))),
             KeyState::PendingDeletion => Err(self.pending_deletion(key)),
         }
     }

@@ -6,7 +6,9 @@ use super::keys::paginate;
 use super::state::MS_PER_DAY;
 use super::{ms_to_secs, KeyStore, Naming};
 use crate::error::KmsError;
-use crate::types::{IncludeKeyMaterial, KeyState, Page, RotationEntry, RotationStatus, RotationType};
+use crate::types::{
+    IncludeKeyMaterial, KeyState, Page, RotationEntry, RotationStatus, RotationType,
+};
 
 /// RotationPeriodInDays: 90..2560, default 365 (KMS API reference, EnableKeyRotation).
 const MIN_ROTATION_DAYS: u32 = 90;
@@ -18,7 +20,11 @@ pub const MAX_ON_DEMAND_ROTATIONS: u32 = 25;
 const DEFAULT_LIST_ROTATIONS_LIMIT: u32 = 100;
 
 impl KeyStore {
-    pub fn enable_key_rotation(&self, key_id: &str, rotation_period_in_days: Option<u32>) -> Result<(), KmsError> {
+    pub fn enable_key_rotation(
+        &self,
+        key_id: &str,
+        rotation_period_in_days: Option<u32>,
+    ) -> Result<(), KmsError> {
         let days = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_DAYS);
         if !(MIN_ROTATION_DAYS..=MAX_ROTATION_DAYS).contains(&days) {
             return Err(KmsError::Validation(format!(
@@ -30,7 +36,8 @@ impl KeyStore {
             self.require_enabled(self.key(state, &id)?)?;
             let key = self.key_mut(state, &id)?;
             key.rotation_period_days = Some(days);
-            key.next_rotation_ms = Some(now.saturating_add(i64::from(days).saturating_mul(MS_PER_DAY)));
+            key.next_rotation_ms =
+                Some(now.saturating_add(i64::from(days).saturating_mul(MS_PER_DAY)));
             Ok(())
         })
     }
@@ -52,12 +59,21 @@ impl KeyStore {
         self.read("GetKeyRotationStatus", |state, _| {
             let id = self.resolve(state, key_id, Naming::KeyOnly)?;
             let key = self.key(state, &id)?;
-            let enabled = key.rotation_period_days.is_some() && key.state != KeyState::PendingDeletion;
+            let enabled =
+                key.rotation_period_days.is_some() && key.state != KeyState::PendingDeletion;
             Ok(RotationStatus {
                 key_rotation_enabled: enabled,
                 key_id: self.key_arn(&id),
-                rotation_period_in_days: if enabled { key.rotation_period_days } else { None },
-                next_rotation_date: if enabled { key.next_rotation_ms.map(ms_to_secs) } else { None },
+                rotation_period_in_days: if enabled {
+                    key.rotation_period_days
+                } else {
+                    None
+                },
+                next_rotation_date: if enabled {
+                    key.next_rotation_ms.map(ms_to_secs)
+                } else {
+                    None
+                },
                 on_demand_rotation_start_date: None,
             })
         })
@@ -106,7 +122,8 @@ impl KeyStore {
                         RotationEntry {
                             key_id: id.clone(),
                             key_material_id: m.id.clone(),
-                            key_material_state: if i == last { "CURRENT" } else { "NON_CURRENT" }.into(),
+                            key_material_state: if i == last { "CURRENT" } else { "NON_CURRENT" }
+                                .into(),
                             rotation_date: m.rotation_type.map(|_| ms_to_secs(m.created_ms)),
                             rotation_type: m.rotation_type,
                         },

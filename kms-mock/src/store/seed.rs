@@ -62,9 +62,9 @@ impl KeyStore {
     pub fn seed(&self, file: SeedFile) -> Result<Vec<KeyMetadata>, KmsError> {
         let mut ids = Vec::new();
         for k in &file.keys {
-            let id = parse_uuid(&k.id)
-                .map(|b| format_uuid(&b))
-                .ok_or_else(|| KmsError::Validation(format!("seed key id {:?} is not a UUID", k.id)))?;
+            let id = parse_uuid(&k.id).map(|b| format_uuid(&b)).ok_or_else(|| {
+                KmsError::Validation(format!("seed key id {:?} is not a UUID", k.id))
+            })?;
             ids.push(id);
         }
         // Aliases go through the normal validation before anything changes.
@@ -94,7 +94,11 @@ impl KeyStore {
                             id: id.clone(),
                             description: k.description.clone().unwrap_or_default(),
                             created_ms: now,
-                            state: if k.enabled { KeyState::Enabled } else { KeyState::Disabled },
+                            state: if k.enabled {
+                                KeyState::Enabled
+                            } else {
+                                KeyState::Disabled
+                            },
                             deletion_ms: None,
                             pending_window_days: None,
                             rotation_period_days: None,

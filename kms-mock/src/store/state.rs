@@ -113,7 +113,8 @@ impl State {
             if key.state != KeyState::Enabled {
                 continue;
             }
-            let (Some(period_days), Some(mut next)) = (key.rotation_period_days, key.next_rotation_ms)
+            let (Some(period_days), Some(mut next)) =
+                (key.rotation_period_days, key.next_rotation_ms)
             else {
                 continue;
             };

@@ -15,7 +15,10 @@ fn store() -> KeyStore {
 }
 
 fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn new_key(s: &KeyStore) -> String {
@@ -35,7 +38,10 @@ fn create_and_describe_by_every_name() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(meta.arn, format!("arn:aws:kms:eu-west-1:111122223333:key/{}", meta.key_id));
+    assert_eq!(
+        meta.arn,
+        format!("arn:aws:kms:eu-west-1:111122223333:key/{}", meta.key_id)
+    );
     assert_eq!(meta.key_state, KeyState::Enabled);
     assert!(meta.enabled);
     s.create_alias("alias/app", &meta.key_id).unwrap();
@@ -54,7 +60,10 @@ fn create_and_describe_by_every_name() {
         err_type(s.describe_key("arn:aws:kms:us-east-1:111122223333:key/x")),
         "NotFoundException"
     );
-    assert_eq!(err_type(s.describe_key("arn:aws:s3:::bucket")), "InvalidArnException");
+    assert_eq!(
+        err_type(s.describe_key("arn:aws:s3:::bucket")),
+        "InvalidArnException"
+    );
     let missing = "00000000-0000-4000-8000-000000000000";
     let e = s.describe_key(missing).unwrap_err();
     assert_eq!(
@@ -82,7 +91,10 @@ fn encrypt_decrypt_and_context_binding() {
     let (pt, arn2) = s.decrypt(&blob, &c, None).unwrap();
     assert_eq!(pt.as_slice(), b"secret bytes");
     assert_eq!(arn2, arn);
-    assert_eq!(s.decrypt(&blob, &c, Some(&arn)).unwrap().0.as_slice(), b"secret bytes");
+    assert_eq!(
+        s.decrypt(&blob, &c, Some(&arn)).unwrap().0.as_slice(),
+        b"secret bytes"
+    );
     for wrong in [
         ctx(&[]),
         ctx(&[("table", "t2"), ("purpose", "tk")]),
@@ -90,17 +102,29 @@ fn encrypt_decrypt_and_context_binding() {
         ctx(&[("table", "t1"), ("purpose", "tk"), ("x", "")]),
         ctx(&[("tablet", "1"), ("purpose", "tk")]),
     ] {
-        assert_eq!(err_type(s.decrypt(&blob, &wrong, None)), "InvalidCiphertextException");
+        assert_eq!(
+            err_type(s.decrypt(&blob, &wrong, None)),
+            "InvalidCiphertextException"
+        );
     }
     // A KeyId naming another key: IncorrectKeyException, even via an alias.
     let other = new_key(&s);
     s.create_alias("alias/other", &other).unwrap();
-    assert_eq!(err_type(s.decrypt(&blob, &c, Some(&other))), "IncorrectKeyException");
-    assert_eq!(err_type(s.decrypt(&blob, &c, Some("alias/other"))), "IncorrectKeyException");
+    assert_eq!(
+        err_type(s.decrypt(&blob, &c, Some(&other))),
+        "IncorrectKeyException"
+    );
+    assert_eq!(
+        err_type(s.decrypt(&blob, &c, Some("alias/other"))),
+        "IncorrectKeyException"
+    );
     // Blobs differ each time (fresh IV).
     assert_ne!(s.encrypt(&k, b"secret bytes", &c).unwrap().0, blob);
     assert_eq!(err_type(s.encrypt(&k, b"", &c)), "ValidationException");
-    assert_eq!(err_type(s.encrypt(&k, &[0u8; 4097], &c)), "ValidationException");
+    assert_eq!(
+        err_type(s.encrypt(&k, &[0u8; 4097], &c)),
+        "ValidationException"
+    );
 }
 
 #[test]
@@ -112,10 +136,20 @@ fn any_tampered_byte_is_invalid_ciphertext() {
     for i in 0..blob.len() {
         let mut t = blob.clone();
         t[i] ^= 0x01;
-        assert_eq!(err_type(s.decrypt(&t, &c, None)), "InvalidCiphertextException", "byte {i}");
+        assert_eq!(
+            err_type(s.decrypt(&t, &c, None)),
+            "InvalidCiphertextException",
+            "byte {i}"
+        );
     }
-    assert_eq!(err_type(s.decrypt(&blob[..blob.len() - 1], &c, None)), "InvalidCiphertextException");
-    assert_eq!(err_type(s.decrypt(&[1, 2, 3], &c, None)), "InvalidCiphertextException");
+    assert_eq!(
+        err_type(s.decrypt(&blob[..blob.len() - 1], &c, None)),
+        "InvalidCiphertextException"
+    );
+    assert_eq!(
+        err_type(s.decrypt(&[1, 2, 3], &c, None)),
+        "InvalidCiphertextException"
+    );
     assert_eq!(err_type(s.decrypt(&[], &c, None)), "ValidationException");
 }
 
@@ -131,7 +165,9 @@ fn data_keys_and_reencrypt() {
     let (pt, _) = s.decrypt(&dk.ciphertext_blob, &c, None).unwrap();
     assert_eq!(pt.as_slice(), dk.plaintext.as_slice());
     let c2 = ctx(&[("ks", "2")]);
-    let re = s.re_encrypt(&dk.ciphertext_blob, &c, Some(&a), &b, &c2).unwrap();
+    let re = s
+        .re_encrypt(&dk.ciphertext_blob, &c, Some(&a), &b, &c2)
+        .unwrap();
     assert_eq!(re.source_key_arn, s.key_arn(&a));
     assert_eq!(re.key_arn, s.key_arn(&b));
     let (pt2, arn) = s.decrypt(&re.ciphertext_blob, &c2, None).unwrap();
@@ -143,8 +179,14 @@ fn data_keys_and_reencrypt() {
     );
     let w = s.generate_data_key_without_plaintext(&a, &c, 16).unwrap();
     assert_eq!(s.decrypt(&w.ciphertext_blob, &c, None).unwrap().0.len(), 16);
-    assert_eq!(err_type(s.generate_data_key(&a, &c, 0)), "ValidationException");
-    assert_eq!(err_type(s.generate_data_key(&a, &c, 1025)), "ValidationException");
+    assert_eq!(
+        err_type(s.generate_data_key(&a, &c, 0)),
+        "ValidationException"
+    );
+    assert_eq!(
+        err_type(s.generate_data_key(&a, &c, 1025)),
+        "ValidationException"
+    );
     assert_eq!(s.generate_random(1024).unwrap().len(), 1024);
     assert_eq!(err_type(s.generate_random(0)), "ValidationException");
 }
@@ -169,26 +211,104 @@ fn states_by_operations_matrix() {
     type Op<'a> = Box<dyn Fn(&str, &[u8]) -> Result<(), KmsError> + 'a>;
     let dest = new_key(&s);
     let ops: Vec<(&str, Op, [&str; 3])> = vec![
-        ("Encrypt", Box::new(|k, _| s.encrypt(k, b"x", &c).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("Decrypt", Box::new(|_, b| s.decrypt(b, &c, None).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("ReEncrypt", Box::new(|_, b| s.re_encrypt(b, &c, None, &dest, &c).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("GenerateDataKey", Box::new(|k, _| s.generate_data_key(k, &c, 32).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("GenerateDataKeyWithoutPlaintext", Box::new(|k, _| s.generate_data_key_without_plaintext(k, &c, 32).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("DescribeKey", Box::new(|k, _| s.describe_key(k).map(drop)), ["ok", "ok", "ok"]),
-        ("EnableKey", Box::new(|k, _| s.enable_key(k)), ["ok", "ok", "KMSInvalidStateException"]),
-        ("DisableKey", Box::new(|k, _| s.disable_key(k)), ["ok", "ok", "KMSInvalidStateException"]),
-        ("ScheduleKeyDeletion", Box::new(|k, _| s.schedule_key_deletion(k, None).map(drop)), ["ok", "ok", "KMSInvalidStateException"]),
-        ("CancelKeyDeletion", Box::new(|k, _| s.cancel_key_deletion(k).map(drop)), ["KMSInvalidStateException", "KMSInvalidStateException", "ok"]),
-        ("EnableKeyRotation", Box::new(|k, _| s.enable_key_rotation(k, None)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("DisableKeyRotation", Box::new(|k, _| s.disable_key_rotation(k)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("GetKeyRotationStatus", Box::new(|k, _| s.get_key_rotation_status(k).map(drop)), ["ok", "ok", "ok"]),
-        ("RotateKeyOnDemand", Box::new(|k, _| s.rotate_key_on_demand(k).map(drop)), ["ok", "DisabledException", "KMSInvalidStateException"]),
-        ("ListKeyRotations", Box::new(|k, _| s.list_key_rotations(k, IncludeKeyMaterial::All, None, None).map(drop)), ["ok", "ok", "ok"]),
-        ("CreateAlias", Box::new(|k, _| s.create_alias(&format!("alias/m-{k}"), k)), ["ok", "ok", "KMSInvalidStateException"]),
-        ("ListAliases", Box::new(|k, _| s.list_aliases(Some(k), None, None).map(drop)), ["ok", "ok", "ok"]),
+        (
+            "Encrypt",
+            Box::new(|k, _| s.encrypt(k, b"x", &c).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "Decrypt",
+            Box::new(|_, b| s.decrypt(b, &c, None).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "ReEncrypt",
+            Box::new(|_, b| s.re_encrypt(b, &c, None, &dest, &c).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "GenerateDataKey",
+            Box::new(|k, _| s.generate_data_key(k, &c, 32).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "GenerateDataKeyWithoutPlaintext",
+            Box::new(|k, _| s.generate_data_key_without_plaintext(k, &c, 32).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "DescribeKey",
+            Box::new(|k, _| s.describe_key(k).map(drop)),
+            ["ok", "ok", "ok"],
+        ),
+        (
+            "EnableKey",
+            Box::new(|k, _| s.enable_key(k)),
+            ["ok", "ok", "KMSInvalidStateException"],
+        ),
+        (
+            "DisableKey",
+            Box::new(|k, _| s.disable_key(k)),
+            ["ok", "ok", "KMSInvalidStateException"],
+        ),
+        (
+            "ScheduleKeyDeletion",
+            Box::new(|k, _| s.schedule_key_deletion(k, None).map(drop)),
+            ["ok", "ok", "KMSInvalidStateException"],
+        ),
+        (
+            "CancelKeyDeletion",
+            Box::new(|k, _| s.cancel_key_deletion(k).map(drop)),
+            ["KMSInvalidStateException", "KMSInvalidStateException", "ok"],
+        ),
+        (
+            "EnableKeyRotation",
+            Box::new(|k, _| s.enable_key_rotation(k, None)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "DisableKeyRotation",
+            Box::new(|k, _| s.disable_key_rotation(k)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "GetKeyRotationStatus",
+            Box::new(|k, _| s.get_key_rotation_status(k).map(drop)),
+            ["ok", "ok", "ok"],
+        ),
+        (
+            "RotateKeyOnDemand",
+            Box::new(|k, _| s.rotate_key_on_demand(k).map(drop)),
+            ["ok", "DisabledException", "KMSInvalidStateException"],
+        ),
+        (
+            "ListKeyRotations",
+            Box::new(|k, _| {
+                s.list_key_rotations(k, IncludeKeyMaterial::All, None, None)
+                    .map(drop)
+            }),
+            ["ok", "ok", "ok"],
+        ),
+        (
+            "CreateAlias",
+            Box::new(|k, _| s.create_alias(&format!("alias/m-{k}"), k)),
+            ["ok", "ok", "KMSInvalidStateException"],
+        ),
+        (
+            "ListAliases",
+            Box::new(|k, _| s.list_aliases(Some(k), None, None).map(drop)),
+            ["ok", "ok", "ok"],
+        ),
     ];
     for (name, op, expected) in &ops {
-        for (i, state) in [KeyState::Enabled, KeyState::Disabled, KeyState::PendingDeletion].into_iter().enumerate() {
+        for (i, state) in [
+            KeyState::Enabled,
+            KeyState::Disabled,
+            KeyState::PendingDeletion,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let (id, blob) = make(state);
             let got = match op(&id, &blob) {
                 Ok(()) => "ok",
@@ -205,7 +325,10 @@ fn states_by_operations_matrix() {
     let (ok_key, _) = make(KeyState::Enabled);
     s.create_alias("alias/u", &ok_key).unwrap();
     let (pending, _) = make(KeyState::PendingDeletion);
-    assert_eq!(err_type(s.update_alias("alias/u", &pending)), "KMSInvalidStateException");
+    assert_eq!(
+        err_type(s.update_alias("alias/u", &pending)),
+        "KMSInvalidStateException"
+    );
 }
 
 #[test]
@@ -213,8 +336,14 @@ fn deletion_window_and_clock() {
     let s = store();
     let k = new_key(&s);
     s.create_alias("alias/gone", &k).unwrap();
-    assert_eq!(err_type(s.schedule_key_deletion(&k, Some(6))), "ValidationException");
-    assert_eq!(err_type(s.schedule_key_deletion(&k, Some(31))), "ValidationException");
+    assert_eq!(
+        err_type(s.schedule_key_deletion(&k, Some(6))),
+        "ValidationException"
+    );
+    assert_eq!(
+        err_type(s.schedule_key_deletion(&k, Some(31))),
+        "ValidationException"
+    );
     let before = s.now_epoch_secs();
     let d = s.schedule_key_deletion(&k, None).unwrap();
     assert_eq!(d.pending_window_in_days, 30);
@@ -248,18 +377,38 @@ fn rotation_keeps_old_blobs_and_runs_on_the_clock() {
     let enc = s.encrypt_detailed(&k, b"new", &c).unwrap();
     assert_eq!(enc.key_material_id, m1);
     assert_eq!(s.decrypt(&old_blob, &c, None).unwrap().0.as_slice(), b"old");
-    assert_eq!(s.decrypt_detailed(&old_blob, &c, None).unwrap().key_material_id, m0);
-    assert_eq!(s.decrypt(&enc.ciphertext_blob, &c, None).unwrap().0.as_slice(), b"new");
+    assert_eq!(
+        s.decrypt_detailed(&old_blob, &c, None)
+            .unwrap()
+            .key_material_id,
+        m0
+    );
+    assert_eq!(
+        s.decrypt(&enc.ciphertext_blob, &c, None)
+            .unwrap()
+            .0
+            .as_slice(),
+        b"new"
+    );
     // The two materials really differ: the header's material version selects the key, so
     // pointing the new blob at version 0 must fail authentication.
     let mut forged = enc.ciphertext_blob.clone();
     forged[17..21].copy_from_slice(&0u32.to_be_bytes());
-    assert_eq!(err_type(s.decrypt(&forged, &c, None)), "InvalidCiphertextException");
+    assert_eq!(
+        err_type(s.decrypt(&forged, &c, None)),
+        "InvalidCiphertextException"
+    );
 
     let st = s.get_key_rotation_status(&k).unwrap();
     assert!(!st.key_rotation_enabled);
-    assert_eq!(err_type(s.enable_key_rotation(&k, Some(89))), "ValidationException");
-    assert_eq!(err_type(s.enable_key_rotation(&k, Some(2561))), "ValidationException");
+    assert_eq!(
+        err_type(s.enable_key_rotation(&k, Some(89))),
+        "ValidationException"
+    );
+    assert_eq!(
+        err_type(s.enable_key_rotation(&k, Some(2561))),
+        "ValidationException"
+    );
     s.enable_key_rotation(&k, Some(90)).unwrap();
     let st = s.get_key_rotation_status(&k).unwrap();
     assert!(st.key_rotation_enabled);
@@ -275,15 +424,23 @@ fn rotation_keeps_old_blobs_and_runs_on_the_clock() {
     assert_eq!(s.material_versions(&k).unwrap(), 3);
     s.enable_key(&k).unwrap();
     assert_eq!(s.material_versions(&k).unwrap(), 4);
-    let rot = s.list_key_rotations(&k, IncludeKeyMaterial::RotationsOnly, None, None).unwrap();
+    let rot = s
+        .list_key_rotations(&k, IncludeKeyMaterial::RotationsOnly, None, None)
+        .unwrap();
     let kinds: Vec<_> = rot.items.iter().map(|r| r.rotation_type).collect();
     assert_eq!(
         kinds,
-        vec![Some(RotationType::OnDemand), Some(RotationType::Automatic), Some(RotationType::Automatic)]
+        vec![
+            Some(RotationType::OnDemand),
+            Some(RotationType::Automatic),
+            Some(RotationType::Automatic)
+        ]
     );
     assert_eq!(rot.items.last().unwrap().key_material_state, "CURRENT");
     assert_eq!(rot.items[0].key_material_state, "NON_CURRENT");
-    let all = s.list_key_rotations(&k, IncludeKeyMaterial::All, Some(2), None).unwrap();
+    let all = s
+        .list_key_rotations(&k, IncludeKeyMaterial::All, Some(2), None)
+        .unwrap();
     assert_eq!(all.items.len(), 2);
     assert!(all.items[0].rotation_date.is_none());
     assert!(all.next_marker.is_some());
@@ -299,7 +456,10 @@ fn on_demand_rotation_limit() {
     for _ in 0..super::rotation::MAX_ON_DEMAND_ROTATIONS {
         s.rotate_key_on_demand(&k).unwrap();
     }
-    assert_eq!(err_type(s.rotate_key_on_demand(&k)), "LimitExceededException");
+    assert_eq!(
+        err_type(s.rotate_key_on_demand(&k)),
+        "LimitExceededException"
+    );
 }
 
 #[test]
@@ -308,9 +468,18 @@ fn aliases_lifecycle() {
     let a = new_key(&s);
     let b = new_key(&s);
     s.create_alias("alias/x", &a).unwrap();
-    assert_eq!(err_type(s.create_alias("alias/x", &b)), "AlreadyExistsException");
-    assert_eq!(err_type(s.create_alias("alias/aws/x", &b)), "InvalidAliasNameException");
-    assert_eq!(err_type(s.create_alias("alias/y", "alias/x")), "NotFoundException");
+    assert_eq!(
+        err_type(s.create_alias("alias/x", &b)),
+        "AlreadyExistsException"
+    );
+    assert_eq!(
+        err_type(s.create_alias("alias/aws/x", &b)),
+        "InvalidAliasNameException"
+    );
+    assert_eq!(
+        err_type(s.create_alias("alias/y", "alias/x")),
+        "NotFoundException"
+    );
     s.update_alias("alias/x", &b).unwrap();
     assert_eq!(s.describe_key("alias/x").unwrap().key_id, b);
     assert_eq!(s.list_aliases(Some(&a), None, None).unwrap().items.len(), 0);
@@ -334,7 +503,10 @@ fn inline_faults() {
     })
     .unwrap();
     let (blob, _) = s.encrypt(&k, b"x", &ctx(&[])).unwrap();
-    assert_eq!(err_type(s.decrypt(&blob, &ctx(&[]), None)), "ThrottlingException");
+    assert_eq!(
+        err_type(s.decrypt(&blob, &ctx(&[]), None)),
+        "ThrottlingException"
+    );
     assert!(s.decrypt(&blob, &ctx(&[]), None).is_ok());
     s.add_fault(FaultRule {
         operation: "*".into(),
@@ -359,11 +531,15 @@ fn persistence_round_trip() {
     let (k, blob, old_blob, seeded_id) = {
         let s = KeyStore::open(&state, &master, "000000000000", "us-east-1").unwrap();
         let k = new_key(&s);
-        let (old_blob, _) = s.encrypt(&k, b"before rotation", &ctx(&[("a", "1")])).unwrap();
+        let (old_blob, _) = s
+            .encrypt(&k, b"before rotation", &ctx(&[("a", "1")]))
+            .unwrap();
         s.rotate_key_on_demand(&k).unwrap();
         s.enable_key_rotation(&k, Some(180)).unwrap();
         s.create_alias("alias/p", &k).unwrap();
-        let (blob, _) = s.encrypt(&k, b"after rotation", &ctx(&[("a", "1")])).unwrap();
+        let (blob, _) = s
+            .encrypt(&k, b"after rotation", &ctx(&[("a", "1")]))
+            .unwrap();
         let d = new_key(&s);
         s.disable_key(&d).unwrap();
         let p = new_key(&s);
@@ -396,10 +572,27 @@ fn persistence_round_trip() {
     assert!(!text.contains("alias/p"));
 
     let s = KeyStore::open(&state, &master, "000000000000", "us-east-1").unwrap();
-    assert_eq!(s.decrypt(&blob, &ctx(&[("a", "1")]), None).unwrap().0.as_slice(), b"after rotation");
-    assert_eq!(s.decrypt(&old_blob, &ctx(&[("a", "1")]), None).unwrap().0.as_slice(), b"before rotation");
+    assert_eq!(
+        s.decrypt(&blob, &ctx(&[("a", "1")]), None)
+            .unwrap()
+            .0
+            .as_slice(),
+        b"after rotation"
+    );
+    assert_eq!(
+        s.decrypt(&old_blob, &ctx(&[("a", "1")]), None)
+            .unwrap()
+            .0
+            .as_slice(),
+        b"before rotation"
+    );
     assert_eq!(s.describe_key("alias/p").unwrap().key_id, k);
-    assert_eq!(s.get_key_rotation_status(&k).unwrap().rotation_period_in_days, Some(180));
+    assert_eq!(
+        s.get_key_rotation_status(&k)
+            .unwrap()
+            .rotation_period_in_days,
+        Some(180)
+    );
     assert_eq!(s.material_versions(&k).unwrap(), 2);
     assert_eq!(s.describe_key("alias/seeded").unwrap().key_id, seeded_id);
     let states: Vec<KeyState> = s
@@ -409,8 +602,17 @@ fn persistence_round_trip() {
         .iter()
         .map(|e| s.describe_key(&e.key_id).unwrap().key_state)
         .collect();
-    assert_eq!(states.iter().filter(|x| **x == KeyState::Disabled).count(), 1);
-    assert_eq!(states.iter().filter(|x| **x == KeyState::PendingDeletion).count(), 1);
+    assert_eq!(
+        states.iter().filter(|x| **x == KeyState::Disabled).count(),
+        1
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|x| **x == KeyState::PendingDeletion)
+            .count(),
+        1
+    );
     // The clock offset survived: 7 more days reach the 10-day deletion date.
     s.advance_clock(7 * DAY + 1).unwrap();
     assert_eq!(s.list_keys(None, None).unwrap().items.len(), 3);
@@ -453,12 +655,19 @@ fn seeded_material_is_the_key_used() {
     let (header, sealed) = blob::parse(&blob_bytes).unwrap();
     assert_eq!(header.material_version, 0);
     let aad = blob::aad(&header, &c).unwrap();
-    let pt = KeyMaterial::from_slice(&material).unwrap().open(&aad, sealed).unwrap().unwrap();
+    let pt = KeyMaterial::from_slice(&material)
+        .unwrap()
+        .open(&aad, sealed)
+        .unwrap()
+        .unwrap();
     assert_eq!(pt.as_slice(), b"hello");
     // Different material under the same id is refused.
     std::fs::write(
         &seed,
-        format!(r#"{{"keys":[{{"id":"{id}","material":"{}"}}]}}"#, B64.encode([8u8; 32])),
+        format!(
+            r#"{{"keys":[{{"id":"{id}","material":"{}"}}]}}"#,
+            B64.encode([8u8; 32])
+        ),
     )
     .unwrap();
     assert_eq!(err_type(s.seed_from_file(&seed)), "AlreadyExistsException");

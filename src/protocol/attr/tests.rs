@@ -709,7 +709,12 @@ fn number_text() -> impl Strategy<Value = (String, Model)> {
 
 /// A valid number with its leading digit at 10^adj.
 fn number_at(adj: impl Strategy<Value = i64>) -> impl Strategy<Value = Number> {
-    let digits = proptest::collection::vec(0u8..10, 1..=38);
+    // Short coefficients are common in practice and reach the carry/borrow edge cases.
+    let digits = prop_oneof![
+        proptest::collection::vec(0u8..10, 1..=3),
+        proptest::collection::vec(0u8..10, 1..=38),
+        proptest::collection::vec(9u8..10, 30..=38),
+    ];
     (any::<bool>(), digits, adj).prop_map(|(neg, mut d, adj)| {
         d[0] = d[0].max(1);
         let ds: String = d.iter().map(|x| char::from(b'0' + x)).collect();

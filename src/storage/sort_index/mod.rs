@@ -57,11 +57,12 @@ pub type PageId = [u8; PAGE_ID_LEN];
 /// Fixed id of every partition's root page, so a reader needs no pointer to start from.
 pub const ROOT_PAGE_ID: PageId = [0; PAGE_ID_LEN];
 
-/// A page splits once its plaintext exceeds this. 4 KiB: a Limit-10 Query on typical keys
-/// (about 60 entries of ~60 bytes per leaf) reads the root, one or two inner pages and one or
+/// A page splits once its plaintext, fences aside, exceeds this. 4 KiB: a Limit-10 Query on
+/// typical keys (about 60-100 entries per leaf) reads the root, an inner page or two and one or
 /// two leaves, while an insert rewrites (and re-seals) only ~4 KiB; it also matches RocksDB's
-/// default 4 KiB block, so one page read is about one block read. Pages with large keys may
-/// hold fewer entries (a split needs two entries, or three children) and so grow past it: with
+/// default 4 KiB block, so one page read is about one block read. Fences are left out because
+/// both halves of a split keep one, so counting them would let two 1 KiB fences halve the
+/// fan-out of pages with large keys. A split needs two entries (or three children), so with
 /// DynamoDB's 1 KiB sort-key limit a page stays below ~8 KiB.
 pub const PAGE_SPLIT_BYTES: usize = 4096;
 

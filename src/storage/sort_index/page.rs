@@ -162,6 +162,15 @@ impl Page {
         }
     }
 
+    /// [`Page::encoded_len`] without the fences: what a split can actually divide (each half
+    /// keeps a copy of a fence), so large fence keys do not collapse the fan-out.
+    pub(super) fn payload_len(&self) -> usize {
+        let fence = |f: &Option<Key>| f.as_ref().map_or(0, Key::encoded_len);
+        self.encoded_len()
+            .saturating_sub(fence(&self.low))
+            .saturating_sub(fence(&self.high))
+    }
+
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.push(FORMAT_V1);

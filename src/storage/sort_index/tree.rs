@@ -304,7 +304,7 @@ fn split_if_full(
         Body::Leaf { entries, .. } => (entries.len(), 2),
         Body::Internal { children, .. } => (children.len(), 3),
     };
-    if page.encoded_len() <= split_bytes() || len < min_len {
+    if page.payload_len() <= split_bytes() || len < min_len {
         tx.set(id, page);
         return Ok(None);
     }

@@ -359,7 +359,7 @@ proptest! {
                     })
                     .collect();
                 apply(&st, &c, &PART, &changes);
-                let (_h, entries) = check_tree(&st, &c, &PART); eprintln!("HEIGHT {_h} {}", entries.len());
+                let (_, entries) = check_tree(&st, &c, &PART);
                 prop_assert_eq!(entries.len(), m.len());
                 for ((k, seq), (mk, (sk, mseq))) in entries.iter().zip(m.iter()) {
                     prop_assert_eq!(&k.sk.to_attr(), sk);
