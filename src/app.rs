@@ -172,6 +172,7 @@ impl Running {
         let r = (&mut self.join)
             .await
             .map_err(|e| AppError::Bootstrap(format!("server task: {e}")))?;
+        self.services.audit.close();
         r.map_err(AppError::from)
     }
 }

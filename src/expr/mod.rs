@@ -19,6 +19,7 @@ mod legacy;
 mod lexer;
 mod names;
 mod parse;
+mod parse_call;
 mod parse_update;
 mod path;
 mod print;

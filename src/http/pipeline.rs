@@ -177,7 +177,7 @@ async fn route(
         now,
         region: svc.config.region.clone(),
     };
-    let authz = Authorizer {
+    let mut authz = Authorizer {
         svc,
         principal: &principal,
         context: global_context(&principal.info, &facts),
@@ -185,7 +185,7 @@ async fn route(
     };
 
     // 4-6. Typed input, authorization, operation.
-    let out = dispatch(svc, &authz, op, &body).await?;
+    let out = dispatch(svc, &mut authz, op, &body).await?;
     Ok(Routed::Json(out))
 }
 
@@ -198,18 +198,13 @@ struct Authorizer<'a> {
 }
 
 impl Authorizer<'_> {
-    fn check(&self, targets: &[Target]) -> Result<(), ApiError> {
+    fn check(&mut self, targets: &[Target]) -> Result<(), ApiError> {
         for t in targets {
-            let mut ctx;
-            let context = if t.keys.is_empty() {
-                &self.context
-            } else {
-                ctx = self.context.clone();
-                for (k, v) in &t.keys {
-                    ctx.insert(k.clone(), v.clone());
-                }
-                &ctx
-            };
+            // Operation keys go into the request's context for this target only.
+            for (k, v) in &t.keys {
+                self.context.insert(k.clone(), v.clone());
+            }
+            let context = &self.context;
             let decision = evaluate(
                 &AuthzRequest {
                     principal: &self.principal.info,
@@ -228,6 +223,9 @@ impl Authorizer<'_> {
                 Effect::ExplicitDeny => "ExplicitDeny",
                 Effect::ImplicitDeny => "ImplicitDeny",
             };
+            for (k, _) in &t.keys {
+                self.context.remove(k);
+            }
             self.svc.audit.decision(
                 self.request_id,
                 &self.principal.info.arn,
@@ -254,7 +252,7 @@ impl Authorizer<'_> {
 
 async fn dispatch(
     svc: &Arc<Services>,
-    authz: &Authorizer<'_>,
+    authz: &mut Authorizer<'_>,
     op: Operation,
     body: &[u8],
 ) -> Result<Value, ApiError> {
