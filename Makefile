@@ -7,10 +7,14 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/sealdb
 ARGS ?=
 
-.PHONY: deps build run test fmt-check clippy unit bench fmt
+.PHONY: deps pyenv build run test fmt-check clippy unit bench fmt
 
 deps:
 	@scripts/ensure-deps.sh
+
+## moto's server (PyPI, pinned) in a project-local venv, for the `aws` KMS provider's tests.
+pyenv:
+	@scripts/python-venv.sh >/dev/null
 
 build: deps
 	$(CARGO) build --release --locked --bins
@@ -29,7 +33,7 @@ unit: deps
 	$(CARGO) test --release --locked --workspace
 
 ## Quality gates, then the whole suite (integration tests start their own servers on port 0).
-test: deps fmt-check clippy unit
+test: deps pyenv fmt-check clippy unit
 
 bench: deps
 	$(CARGO) bench --locked --workspace

@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::http::server::{self, ServerError};
 use crate::kms::audited::Audited;
+use crate::kms::aws::{AwsKms, AwsKmsSettings, NEEDS_DEFAULT_KEY};
 use crate::kms::local::{LocalKms, DEFAULT_ALIAS};
 use crate::kms::KmsProvider;
 use crate::ops::admin::{self, AdminInput};
@@ -64,9 +65,18 @@ pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
                 )?),
                 Some(DEFAULT_ALIAS),
             ),
+            "aws" => {
+                // The catalog's system key is wrapped under the default key, and with a
+                // customer-managed KMS sealdb creates no key of its own.
+                if config.kms.default_key.is_none() {
+                    return Err(AppError::Config(NEEDS_DEFAULT_KEY.into()));
+                }
+                let settings = AwsKmsSettings::from_config(&config.kms, &config.region);
+                (Arc::new(AwsKms::new(settings).await), None)
+            }
             other => {
                 return Err(AppError::Config(format!(
-                    "KMS provider '{other}' is not available in this build (supported: local)"
+                    "KMS provider '{other}' is not available in this build (supported: local, aws)"
                 )))
             }
         };

@@ -16,6 +16,7 @@ use crate::crypto::envelope::{self, Binding, ItemHeader, ITEM_HEADER_LEN, TAG_LE
 use crate::crypto::keyring::{Keyspace, TableKeys, KEYSPACE_LEN};
 use crate::crypto::tokens::{item_token, partition_token, TOKEN_LEN};
 use crate::crypto::CryptoError;
+use crate::storage::sort_index::{PageCrypto, SortIndexError};
 use crate::protocol::attr::{decode_item, encode_item, key_token_input, AttributeValue, Item};
 
 /// Index id of the base table; secondary indexes get their own ids.
@@ -135,24 +136,7 @@ pub fn seal(
     storage_key: &[u8],
     item: &Item,
 ) -> Result<Vec<u8>, ItemsError> {
-    let (generation, dek) = keys.active().ok_or(ItemsError::NoActiveKey)?;
-    let mut plain = Zeroizing::new(Vec::with_capacity(256));
-    encode_item(item, &mut plain);
-    let binding = Binding {
-        label: ITEM_LABEL,
-        keyspace: &keys.keyspace,
-        index,
-        storage_key,
-    };
-    Ok(envelope::seal_item(
-        dek,
-        ItemHeader {
-            generation,
-            write_seq: next_write_seq(),
-        },
-        &binding,
-        &plain,
-    )?)
+    seal_versioned(keys, index, storage_key, item).map(|(sealed, _)| sealed)
 }
 
 pub fn open(
@@ -178,6 +162,97 @@ pub fn open(
         Ok(item)
     } else {
         Err(ItemsError::Integrity)
+    }
+}
+
+/// [`seal`], also returning the write sequence sealed into the header (the sort-index entry
+/// of a new item records it).
+pub fn seal_versioned(
+    keys: &TableKeys,
+    index: u8,
+    storage_key: &[u8],
+    item: &Item,
+) -> Result<(Vec<u8>, u64), ItemsError> {
+    let (generation, dek) = keys.active().ok_or(ItemsError::NoActiveKey)?;
+    let mut plain = Zeroizing::new(Vec::with_capacity(256));
+    encode_item(item, &mut plain);
+    let binding = Binding {
+        label: ITEM_LABEL,
+        keyspace: &keys.keyspace,
+        index,
+        storage_key,
+    };
+    let write_seq = next_write_seq();
+    let sealed = envelope::seal_item(
+        dek,
+        ItemHeader {
+            generation,
+            write_seq,
+        },
+        &binding,
+        &plain,
+    )?;
+    Ok((sealed, write_seq))
+}
+
+/// `T(pk, sk)`: the last [`TOKEN_LEN`] bytes of an item storage key.
+pub fn item_token_of(storage_key: &[u8]) -> Option<[u8; TOKEN_LEN]> {
+    let start = storage_key.len().checked_sub(TOKEN_LEN)?;
+    storage_key.get(start..)?.try_into().ok()
+}
+
+/// Length of `keyspace | index | T(pk)`: the prefix shared by a partition's item keys and its
+/// sort-index pages.
+pub const PARTITION_PREFIX_LEN: usize = KEYSPACE_LEN + 1 + TOKEN_LEN;
+
+const PAGE_LABEL: &[u8] = b"sealdb/sortidx/v1";
+
+/// Sort-index pages sealed like items: the table's active data key, a fresh HKDF salt per page
+/// write, and an AAD binding label, keyspace, index and the page's storage key (partition
+/// prefix | page id), so a page moved to another position, partition or table never opens.
+pub struct IndexPages<'a> {
+    pub keys: &'a TableKeys,
+    pub index: u8,
+}
+
+impl PageCrypto for IndexPages<'_> {
+    fn seal(&self, storage_key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SortIndexError> {
+        let (generation, dek) = self.keys.active().ok_or(SortIndexError::Seal)?;
+        let binding = Binding {
+            label: PAGE_LABEL,
+            keyspace: &self.keys.keyspace,
+            index: self.index,
+            storage_key,
+        };
+        envelope::seal_item(
+            dek,
+            ItemHeader {
+                generation,
+                write_seq: next_write_seq(),
+            },
+            &binding,
+            plaintext,
+        )
+        .map_err(|_| SortIndexError::Seal)
+    }
+
+    fn open(
+        &self,
+        storage_key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SortIndexError> {
+        let header = envelope::peek_item_header(sealed).map_err(|_| SortIndexError::Integrity)?;
+        let dek = self
+            .keys
+            .dek(header.generation)
+            .ok_or(SortIndexError::Integrity)?;
+        let binding = Binding {
+            label: PAGE_LABEL,
+            keyspace: &self.keys.keyspace,
+            index: self.index,
+            storage_key,
+        };
+        envelope::open_item(dek, &binding, sealed).map_err(|_| SortIndexError::Integrity)
     }
 }
 

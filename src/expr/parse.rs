@@ -15,7 +15,7 @@ use super::{
 };
 use crate::protocol::attr::AttributeValue;
 
-pub(crate) use super::parse_call::{static_type, Call};
+use super::parse_call::Call;
 pub use super::parse_update::{
     parse_key_condition, parse_update, KeyCondition, SortCondition, Update,
 };

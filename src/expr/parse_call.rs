@@ -232,4 +232,3 @@ fn scalar_text(v: &AttributeValue) -> String {
         other => other.type_name().to_string(),
     }
 }
-

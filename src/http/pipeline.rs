@@ -128,7 +128,17 @@ async fn route(
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return Err(ApiError::RequestTooLarge(MAX_REQUEST_BYTES));
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
+    if !parts.headers.contains_key(hyper::header::HOST) {
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(hyper::header::HOST, v);
+        }
+    }
     let body = Limited::new(body, MAX_REQUEST_BYTES)
         .collect()
         .await

@@ -1,6 +1,7 @@
 //! KMS providers behind one trait. The table key ring only ever talks to `dyn KmsProvider`,
 //! always through the audit decorator ([`audited::Audited`]).
 pub mod audited;
+pub mod aws;
 pub mod local;
 
 use std::collections::BTreeMap;

@@ -9,22 +9,23 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::capacity::{self, Units};
+use super::commit::{read_current, write_item};
 use super::keys::{key_from_item, key_from_map};
 use super::{blocking, Services};
-use crate::catalog::tables::TableEntry;
-use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
-use crate::expr::{self, ExprContext, Usage};
-use crate::items::{self, ItemKey, BASE_INDEX};
+use crate::expr::{self, ConditionalOperator, ExprContext, Usage};
+use crate::items::{self, BASE_INDEX};
 use crate::protocol::attr::{item_size, Item, MAX_ITEM_SIZE};
-use crate::protocol::input::{required, table_name, DeleteItemInput, GetItemInput, PutItemInput};
-use crate::storage::{Check, CommitError, Space, Write};
+use crate::protocol::input::{
+    required, table_name, DeleteItemInput, Expected, GetItemInput, Names, PutItemInput, Values,
+};
 
-/// A single-item write retries this often when another writer changed the item between
-/// our read and our commit; each retry means someone else made progress.
-const MAX_WRITE_ATTEMPTS: usize = 64;
-
-fn return_values(v: Option<String>, allowed: &[&str], message: &str) -> Result<String, ApiError> {
+pub(crate) fn return_values(
+    v: Option<String>,
+    allowed: &[&str],
+    message: &str,
+) -> Result<String, ApiError> {
     let v = v.unwrap_or_else(|| "NONE".into());
     if allowed.contains(&v.as_str()) {
         Ok(v)
@@ -37,149 +38,144 @@ fn return_values(v: Option<String>, allowed: &[&str], message: &str) -> Result<S
     }
 }
 
-fn consumed(table: &str, mode: &Option<String>, units: f64) -> Option<Value> {
-    match mode.as_deref() {
-        Some("TOTAL") | Some("INDEXES") => {
-            Some(json!({"TableName": table, "CapacityUnits": units}))
-        }
-        _ => None,
+/// ReturnValuesOnConditionCheckFailure: true for ALL_OLD.
+pub(crate) fn on_failure_old(v: &Option<String>) -> Result<bool, ApiError> {
+    match v.as_deref() {
+        None | Some("NONE") => Ok(false),
+        Some("ALL_OLD") => Ok(true),
+        Some(other) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"
+        ))),
     }
 }
 
-/// DynamoDB: one write unit per started KB of the larger of the old and new item.
-fn write_units(size: usize) -> f64 {
-    size.div_ceil(1024).max(1) as f64
+pub(crate) fn to_json(item: &Item) -> Result<Value, ApiError> {
+    serde_json::to_value(item).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// DynamoDB: one read unit per started 4 KB (strongly consistent), half for eventual.
-fn read_units(size: usize, consistent: bool) -> f64 {
-    let u = size.div_ceil(4096).max(1) as f64;
-    if consistent {
-        u
-    } else {
-        u / 2.0
-    }
-}
-
-/// A parsed ConditionExpression with its names/values checked for use.
-fn parse_condition(
-    condition: Option<&str>,
-    names: Option<&crate::protocol::input::Names>,
-    values: Option<&crate::protocol::input::Values>,
-    legacy_expected: bool,
-) -> Result<Option<expr::Condition>, ApiError> {
-    if legacy_expected {
-        if condition.is_some() {
-            return Err(ApiError::validation(
-                "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {Expected} Expression parameters: {ConditionExpression}",
-            ));
-        }
-        return Err(ApiError::validation(
-            "sealdb does not support the legacy Expected parameter yet; use ConditionExpression",
-        ));
-    }
-    let ctx = ExprContext { names, values };
-    let mut usage = Usage::default();
-    let parsed = match condition {
-        Some(src) => Some(expr::parse_condition(src, &ctx, &mut usage)?),
-        None => None,
+/// DynamoDB refuses to mix the legacy parameters with expressions in one request, and
+/// ExpressionAttributeNames/Values without any expression.
+pub(crate) fn check_mix(
+    legacy: &[(&str, bool)],
+    expressions: &[(&str, bool)],
+    names: Option<&Names>,
+    values: Option<&Values>,
+) -> Result<(), ApiError> {
+    let used = |list: &[(&str, bool)]| -> Vec<String> {
+        list.iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n.to_string())
+            .collect()
     };
-    if condition.is_none() && (names.is_some() || values.is_some()) {
+    let (l, e) = (used(legacy), used(expressions));
+    if !l.is_empty() && !e.is_empty() {
+        return Err(ApiError::validation(format!(
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+            l.join(", "),
+            e.join(", ")
+        )));
+    }
+    if e.is_empty() {
         if names.is_some() {
             return Err(ApiError::validation(
                 "ExpressionAttributeNames can only be specified when using expressions",
             ));
         }
-        return Err(ApiError::validation(
-            "ExpressionAttributeValues can only be specified when using expressions",
-        ));
+        if values.is_some() {
+            return Err(ApiError::validation(
+                "ExpressionAttributeValues can only be specified when using expressions",
+            ));
+        }
     }
+    Ok(())
+}
+
+/// `Expected`/`ConditionalOperator` as sent by PutItem/DeleteItem's loosely typed inputs.
+fn legacy_expected(
+    expected: Option<Value>,
+    op: Option<String>,
+) -> Result<(Option<Expected>, Option<ConditionalOperator>), ApiError> {
+    let expected = match expected {
+        Some(v) => Some(serde_json::from_value::<Expected>(v).map_err(|e| {
+            let msg = e.to_string();
+            match msg.strip_prefix(crate::protocol::attr::VALIDATION_PREFIX) {
+                Some(m) => ApiError::validation(m),
+                None => ApiError::Serialization(msg),
+            }
+        })?),
+        None => None,
+    };
+    let op = match op.as_deref() {
+        None => None,
+        Some("AND") => Some(ConditionalOperator::And),
+        Some("OR") => Some(ConditionalOperator::Or),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]"
+            )))
+        }
+    };
+    Ok((expected, op))
+}
+
+/// The condition of a write: ConditionExpression or legacy Expected (+ ConditionalOperator).
+pub(crate) fn write_condition(
+    ctx: &ExprContext,
+    usage: &mut Usage,
+    condition: Option<&str>,
+    expected: Option<&Expected>,
+    op: Option<ConditionalOperator>,
+) -> Result<Option<expr::Condition>, ApiError> {
+    if let Some(src) = condition {
+        return Ok(Some(expr::parse_condition(src, ctx, usage)?));
+    }
+    match expected {
+        Some(e) => Ok(expr::expected_to_condition(e, op)?),
+        None if op.is_some() => Err(ApiError::validation(
+            "ConditionalOperator can only be used when Filter or Expected conditions have been specified",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// A write's condition parsed with every check: mixing, placeholders used.
+fn parse_condition(
+    condition: Option<&str>,
+    names: Option<&Names>,
+    values: Option<&Values>,
+    expected: Option<Value>,
+    op: Option<String>,
+) -> Result<Option<expr::Condition>, ApiError> {
+    let (expected, op) = legacy_expected(expected, op)?;
+    check_mix(
+        &[("Expected", expected.is_some())],
+        &[("ConditionExpression", condition.is_some())],
+        names,
+        values,
+    )?;
+    let ctx = ExprContext { names, values };
+    let mut usage = Usage::default();
+    let parsed = write_condition(&ctx, &mut usage, condition, expected.as_ref(), op)?;
     usage.check_all_used(&ctx)?;
     Ok(parsed)
 }
 
-/// Reads and opens the current item.
-fn read_current(
-    svc: &Services,
-    keys: &TableKeys,
-    entry: &TableEntry,
-    sk: &[u8],
-) -> Result<(Option<Vec<u8>>, Option<Item>), ApiError> {
-    let sealed = svc.store.get(Space::Items, sk)?;
-    let item = match &sealed {
-        Some(bytes) => Some(open_item(svc, keys, entry, sk, bytes)?),
-        None => None,
-    };
-    Ok((sealed, item))
-}
-
-fn open_item(
-    svc: &Services,
-    keys: &TableKeys,
-    entry: &TableEntry,
-    sk: &[u8],
-    bytes: &[u8],
-) -> Result<Item, ApiError> {
-    items::open(keys, &entry.def, BASE_INDEX, sk, bytes).map_err(|e| {
-        svc.audit.record(
-            "integrity",
-            json!({"table": entry.def.name, "keyspace": hex::encode(entry.def.keyspace),
-                   "storage_key": hex::encode(sk), "error": e.to_string()}),
-        );
-        ApiError::from(e)
-    })
-}
-
-/// One conditional single-item write: `decide` sees the current item and returns the new one
-/// (None = delete) or an error; the commit only lands if the item did not change meanwhile.
-fn write_item(
-    svc: &Services,
-    keys: &TableKeys,
-    entry: &TableEntry,
-    key: &ItemKey,
-    decide: impl Fn(Option<&Item>) -> Result<Option<Item>, ApiError>,
-) -> Result<(Option<Item>, Option<Item>), ApiError> {
-    let sk = items::storage_key(keys, BASE_INDEX, key)?;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let (sealed, old) = read_current(svc, keys, entry, &sk)?;
-        let new = decide(old.as_ref())?;
-        let write = match &new {
-            Some(item) => Write::Put {
-                space: Space::Items,
-                key: sk.clone(),
-                value: items::seal(keys, BASE_INDEX, &sk, item)?,
-            },
-            None if sealed.is_none() => return Ok((None, None)),
-            None => Write::Delete {
-                space: Space::Items,
-                key: sk.clone(),
-            },
-        };
-        let check = Check {
-            space: Space::Items,
-            key: sk.clone(),
-            expect: sealed,
-        };
-        match svc.store.commit(&[check], &[write]) {
-            Ok(()) => {
-                let old_size = old.as_ref().map(item_size).unwrap_or(0) as i64;
-                let new_size = new.as_ref().map(item_size).unwrap_or(0) as i64;
-                entry.stats.adjust(
-                    i64::from(new.is_some()) - i64::from(old.is_some()),
-                    new_size - old_size,
-                );
-                return Ok((old, new));
-            }
-            Err(CommitError::Conflict { .. }) => continue,
-            Err(CommitError::Store(e)) => return Err(e.into()),
-        }
+/// A projection from ProjectionExpression or legacy AttributesToGet (names/values checked by
+/// the caller's [`Usage`]).
+pub(crate) fn projection(
+    ctx: &ExprContext,
+    usage: &mut Usage,
+    expression: Option<&str>,
+    attributes_to_get: Option<&Vec<String>>,
+) -> Result<Option<expr::Projection>, ApiError> {
+    match (expression, attributes_to_get) {
+        (Some(src), _) => Ok(Some(expr::parse_projection(src, ctx, usage)?)),
+        (None, Some(names)) => Ok(Some(expr::attributes_to_get_to_projection(names)?)),
+        (None, None) => Ok(None),
     }
-    Err(ApiError::TransactionConflict(
-        "Transaction is ongoing for the item".into(),
-    ))
 }
 
-fn check_condition(
+pub(crate) fn check_condition(
     cond: &Option<expr::Condition>,
     old: Option<&Item>,
     return_old: bool,
@@ -202,7 +198,8 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
         &["NONE", "ALL_OLD"],
         "ReturnValues can only be ALL_OLD or NONE",
     )?;
-    let on_fail_old = input.return_values_on_condition_check_failure.as_deref() == Some("ALL_OLD");
+    let on_fail_old = on_failure_old(&input.return_values_on_condition_check_failure)?;
+    let cap = capacity::mode(&input.return_consumed_capacity)?;
     let entry = svc.table(&name)?;
     let key = key_from_item(&entry.def, &item)?;
     let size = item_size(&item);
@@ -215,7 +212,8 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
         input.condition_expression.as_deref(),
         input.expression_attribute_names.as_ref(),
         input.expression_attribute_values.as_ref(),
-        input.expected.is_some(),
+        input.expected,
+        input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
@@ -229,12 +227,11 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
     let mut out = json!({});
     if rv == "ALL_OLD" {
         if let Some(old) = &old {
-            out["Attributes"] =
-                serde_json::to_value(old).map_err(|e| ApiError::Internal(e.to_string()))?;
+            out["Attributes"] = to_json(old)?;
         }
     }
-    let units = write_units(size.max(old.as_ref().map(item_size).unwrap_or(0)));
-    if let Some(c) = consumed(&name, &input.return_consumed_capacity, units) {
+    let write = capacity::write_units(old.as_ref().map(item_size).unwrap_or(0), size);
+    if let Some(c) = capacity::one(&name, cap, Units { read: 0.0, write }) {
         out["ConsumedCapacity"] = c;
     }
     Ok(out)
@@ -248,14 +245,16 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
         &["NONE", "ALL_OLD"],
         "Return values set to invalid value",
     )?;
-    let on_fail_old = input.return_values_on_condition_check_failure.as_deref() == Some("ALL_OLD");
+    let on_fail_old = on_failure_old(&input.return_values_on_condition_check_failure)?;
+    let cap = capacity::mode(&input.return_consumed_capacity)?;
     let entry = svc.table(&name)?;
     let key = key_from_map(&entry.def, &key_map)?;
     let cond = parse_condition(
         input.condition_expression.as_deref(),
         input.expression_attribute_names.as_ref(),
         input.expression_attribute_values.as_ref(),
-        input.expected.is_some(),
+        input.expected,
+        input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
@@ -269,12 +268,11 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
     let mut out = json!({});
     if rv == "ALL_OLD" {
         if let Some(old) = &old {
-            out["Attributes"] =
-                serde_json::to_value(old).map_err(|e| ApiError::Internal(e.to_string()))?;
+            out["Attributes"] = to_json(old)?;
         }
     }
-    let units = write_units(old.as_ref().map(item_size).unwrap_or(0));
-    if let Some(c) = consumed(&name, &input.return_consumed_capacity, units) {
+    let write = capacity::write_units(old.as_ref().map(item_size).unwrap_or(0), 0);
+    if let Some(c) = capacity::one(&name, cap, Units { read: 0.0, write }) {
         out["ConsumedCapacity"] = c;
     }
     Ok(out)
@@ -283,32 +281,28 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
 pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value, ApiError> {
     let name = table_name(input.table_name)?;
     let key_map = required(input.key, "key")?;
+    let cap = capacity::mode(&input.return_consumed_capacity)?;
     let entry = svc.table(&name)?;
     let key = key_from_map(&entry.def, &key_map)?;
-    if input.projection_expression.is_some() && input.attributes_to_get.is_some() {
-        return Err(ApiError::validation(
-            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
-        ));
-    }
     let names = input.expression_attribute_names.as_ref();
-    let projection = match &input.projection_expression {
-        Some(src) => {
-            let ctx = ExprContext {
-                names,
-                values: None,
-            };
-            let mut usage = Usage::default();
-            let p = expr::parse_projection(src, &ctx, &mut usage)?;
-            usage.check_all_used(&ctx)?;
-            Some(p)
-        }
-        None if names.is_some() => {
-            return Err(ApiError::validation(
-                "ExpressionAttributeNames can only be specified when using expressions",
-            ))
-        }
-        None => None,
+    check_mix(
+        &[("AttributesToGet", input.attributes_to_get.is_some())],
+        &[("ProjectionExpression", input.projection_expression.is_some())],
+        names,
+        None,
+    )?;
+    let ctx = ExprContext {
+        names,
+        values: None,
     };
+    let mut usage = Usage::default();
+    let projection = projection(
+        &ctx,
+        &mut usage,
+        input.projection_expression.as_deref(),
+        input.attributes_to_get.as_ref(),
+    )?;
+    usage.check_all_used(&ctx)?;
     let keys = svc.table_keys(&entry).await?;
     // Point reads run inline: they hit the memtable or block cache in microseconds, and a
     // hand-off to the blocking pool costs more than the read (measured with perf).
@@ -318,22 +312,14 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value,
     let size = item.as_ref().map(item_size).unwrap_or(0);
     let mut out = json!({});
     if let Some(item) = item {
-        let shown = match (&projection, &input.attributes_to_get) {
-            (Some(p), _) => p.apply(&item),
-            (None, Some(names)) => item
-                .into_iter()
-                .filter(|(k, _)| names.contains(k))
-                .collect(),
-            (None, None) => item,
+        let shown = match &projection {
+            Some(p) => p.apply(&item),
+            None => item,
         };
-        out["Item"] =
-            serde_json::to_value(&shown).map_err(|e| ApiError::Internal(e.to_string()))?;
+        out["Item"] = to_json(&shown)?;
     }
-    if let Some(c) = consumed(
-        &name,
-        &input.return_consumed_capacity,
-        read_units(size, consistent),
-    ) {
+    let read = capacity::read_units(size, consistent);
+    if let Some(c) = capacity::one(&name, cap, Units { read, write: 0.0 }) {
         out["ConsumedCapacity"] = c;
     }
     Ok(out)

@@ -2,9 +2,15 @@
 //! happened when an operation runs (http/pipeline.rs); storage work runs on the blocking pool.
 
 pub mod admin;
+pub mod batch;
+pub mod capacity;
+pub mod commit;
 pub mod items;
 pub mod keys;
+pub mod query;
 pub mod tables;
+pub mod transact;
+pub mod update;
 
 use std::sync::Arc;
 use std::time::Duration;

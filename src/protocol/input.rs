@@ -11,6 +11,8 @@ use serde::Deserialize;
 use super::attr::{AttributeValue, Item, VALIDATION_PREFIX};
 use crate::error::ApiError;
 
+pub use super::input_items::*;
+
 /// Decodes a request body into an operation's input. Shape errors are
 /// SerializationException, value errors (bad numbers, empty sets, ...) ValidationException.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

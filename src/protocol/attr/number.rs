@@ -163,7 +163,7 @@ impl Number {
         if coeff == 0 {
             return (!negative && exp == 0).then_some(Number::ZERO);
         }
-        if coeff % 10 == 0 {
+        if coeff.is_multiple_of(10) {
             return None;
         }
         Number::checked(negative, coeff, i64::from(exp)).ok()
@@ -269,7 +269,7 @@ impl Wide {
         } else {
             let mut tz = 0u32;
             let mut lo = self.lo;
-            while lo % 10 == 0 {
+            while lo.is_multiple_of(10) {
                 lo /= 10;
                 tz += 1;
             }
@@ -279,7 +279,7 @@ impl Wide {
             (self.hi * pow10(MAX_DIGITS - tz) + lo, i64::from(tz))
         };
         exp += tz_exp;
-        while coeff != 0 && coeff % 10 == 0 {
+        while coeff != 0 && coeff.is_multiple_of(10) {
             coeff /= 10;
             exp += 1;
         }
@@ -459,7 +459,7 @@ impl From<u64> for Number {
     fn from(v: u64) -> Number {
         let mut coeff = u128::from(v);
         let mut exp = 0i16;
-        while coeff != 0 && coeff % 10 == 0 {
+        while coeff != 0 && coeff.is_multiple_of(10) {
             coeff /= 10;
             exp += 1;
         }

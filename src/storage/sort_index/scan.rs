@@ -37,10 +37,17 @@ pub fn range(
     if q.limit == 0 {
         return Ok(out);
     }
+    // Races in a row without a new entry: a long scan under steady writes keeps going, a
+    // reader stuck on pages that never agree (damage) gives up.
     let mut failures = 0usize;
+    let mut progress = 0usize;
     loop {
         match walk(store, crypto, part, &mut w, q.limit, &mut out)? {
             Walk::Done => return Ok(out),
+            Walk::Raced if out.len() > progress => {
+                progress = out.len();
+                failures = 1;
+            }
             Walk::Raced => {
                 failures += 1;
                 if failures >= MAX_ATTEMPTS {

@@ -494,8 +494,7 @@ fn remove(tx: &mut Tx<'_>, key: &Key) -> Result<(), SortIndexError> {
     };
     entries.remove(i);
     if !entries.is_empty() {
-        tx.set(leaf_id, page);
-        return Ok(());
+        return rebalance(tx, path, leaf_id, page);
     }
     let (leaf_prev, leaf_next) = (*leaf_prev, *leaf_next);
     // The deepest ancestor that keeps a child once this leaf (and every ancestor it leaves
@@ -559,23 +558,162 @@ fn remove(tx: &mut Tx<'_>, key: &Key) -> Result<(), SortIndexError> {
         seps.remove(0);
         children.remove(0);
     }
-    // A root with one child hands its place to that child: one level fewer to read.
-    if pid == ROOT_PAGE_ID {
-        if let Body::Internal { children, .. } = &parent.body {
-            if let [only] = children.as_slice() {
-                let only = *only;
-                let child = tx.must_get(&only)?;
-                if child.low.is_some() || child.high.is_some() {
-                    return Err(SortIndexError::Inconsistent);
-                }
-                tx.delete(only);
-                tx.set(ROOT_PAGE_ID, child);
-                return Ok(());
+    rebalance(tx, path, pid, parent)
+}
+
+/// Stores `page` (child `path.last().idx` of the last page on `path`) after it shrank. Below a
+/// quarter of a page it merges with its neighbour under the same parent when the two fit in
+/// three quarters of a page (the gap keeps a merge from being undone by the next split), and
+/// the parent, one child shorter, gets the same treatment. Finally a root left with a single
+/// child hands its place to that child, one level fewer to read.
+fn rebalance(
+    tx: &mut Tx<'_>,
+    mut path: Vec<Step>,
+    mut id: PageId,
+    mut page: Page,
+) -> Result<(), SortIndexError> {
+    let limit = split_bytes();
+    while page.payload_len() < limit / 4 {
+        let Some(Step {
+            id: pid,
+            page: mut parent,
+            idx,
+        }) = path.pop()
+        else {
+            break;
+        };
+        let Body::Internal { children, .. } = &parent.body else {
+            return Err(SortIndexError::Inconsistent);
+        };
+        // Merge children `l` and `l + 1`: with the left neighbour if there is one.
+        let l = idx.saturating_sub(1);
+        if l + 1 >= children.len() {
+            tx.set(id, page);
+            return collapse_root(tx);
+        }
+        let other = if idx == l { l + 1 } else { l };
+        let (oid, olow, ohigh) = parent.child(other).ok_or(SortIndexError::Inconsistent)?;
+        let sibling = tx.must_get(&oid)?;
+        if !sibling.fits(parent.level(), olow, ohigh) {
+            return Err(SortIndexError::Inconsistent);
+        }
+        let Body::Internal { children, seps, .. } = &mut parent.body else {
+            return Err(SortIndexError::Inconsistent);
+        };
+        let sep = seps.get(l).cloned().ok_or(SortIndexError::Inconsistent)?;
+        let joined = page.payload_len() + sibling.payload_len() + sep.encoded_len();
+        if joined > limit / 4 * 3 {
+            tx.set(id, page);
+            return collapse_root(tx);
+        }
+        let ((lid, left), (rid, right)) = if idx == l {
+            ((id, page), (oid, sibling))
+        } else {
+            ((oid, sibling), (id, page))
+        };
+        let merged = join(tx, lid, left, rid, right, sep)?;
+        tx.set(lid, merged);
+        tx.delete(rid);
+        seps.remove(l);
+        children.remove(l + 1);
+        (id, page) = (pid, parent);
+    }
+    tx.set(id, page);
+    collapse_root(tx)
+}
+
+/// Appends page `right` to its left neighbour `left` (same parent, `sep` between them).
+fn join(
+    tx: &mut Tx<'_>,
+    lid: PageId,
+    left: Page,
+    rid: PageId,
+    right: Page,
+    sep: Key,
+) -> Result<Page, SortIndexError> {
+    let Page { low, body, .. } = left;
+    let body = match (body, right.body) {
+        (
+            Body::Leaf {
+                prev,
+                next,
+                mut entries,
+            },
+            Body::Leaf {
+                prev: rprev,
+                next: rnext,
+                entries: rentries,
+            },
+        ) => {
+            if next != Some(rid) || rprev != Some(lid) {
+                return Err(SortIndexError::Inconsistent);
+            }
+            if let Some(n) = rnext {
+                relink(tx, n, Some((Some(rid), Some(lid))), None)?;
+            }
+            entries.extend(rentries);
+            Body::Leaf {
+                prev,
+                next: rnext,
+                entries,
             }
         }
+        (
+            Body::Internal {
+                level,
+                mut children,
+                mut seps,
+            },
+            Body::Internal {
+                level: rlevel,
+                children: rchildren,
+                seps: rseps,
+            },
+        ) if level == rlevel => {
+            seps.push(sep);
+            seps.extend(rseps);
+            children.extend(rchildren);
+            Body::Internal {
+                level,
+                children,
+                seps,
+            }
+        }
+        _ => return Err(SortIndexError::Inconsistent),
+    };
+    Ok(Page {
+        low,
+        high: right.high,
+        body,
+    })
+}
+
+/// While the root has a single child, that child's content moves into the root (its range is
+/// the whole key space, and a lone leaf has no neighbours, so nothing else points at it).
+fn collapse_root(tx: &mut Tx<'_>) -> Result<(), SortIndexError> {
+    loop {
+        let Some(root) = tx.get(&ROOT_PAGE_ID)? else {
+            return Ok(());
+        };
+        let only = match &root.body {
+            Body::Internal { children, .. } => match children.as_slice() {
+                [only] => *only,
+                _ => return Ok(()),
+            },
+            Body::Leaf { .. } => return Ok(()),
+        };
+        let child = tx.must_get(&only)?;
+        if !child.fits(root.level(), None, None) {
+            return Err(SortIndexError::Inconsistent);
+        }
+        if let Body::Leaf { prev, next, .. } = &child.body {
+            if prev.is_some() || next.is_some() {
+                return Err(SortIndexError::Inconsistent);
+            }
+        }
+        tx.delete(only);
+        tx.set(ROOT_PAGE_ID, child);
     }
-    tx.set(pid, parent);
-    Ok(())
 }
 
 /// Walks the boundary of subtree `top` facing the removed range (its leftmost path if

@@ -1,0 +1,255 @@
+//! The one commit builder of every write path (PutItem, UpdateItem, DeleteItem, batches,
+//! transactions): item checks and writes plus the sort-index plans of the partitions they
+//! touch, so that an item and its index entry land in the same `Store::commit` or not at all.
+//!
+//! The index changes only when an item appears or disappears: an overwrite keeps the entry
+//! (its sort key and token cannot change, as both are the item's key), so updates of existing
+//! items never touch index pages and do not contend with other writers of the partition.
+//! Every item write checks the exact sealed bytes it read (or absence), so "the entry exists
+//! iff the item exists" holds after every commit.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::Services;
+use crate::catalog::tables::TableEntry;
+use crate::crypto::keyring::TableKeys;
+use crate::error::ApiError;
+use crate::items::{self, IndexPages, ItemKey, BASE_INDEX, PARTITION_PREFIX_LEN};
+use crate::protocol::attr::{item_size, AttributeValue, Item};
+use crate::storage::sort_index::{self, Change, Entry, PartitionRef, Position, SortIndexError};
+use crate::storage::{Check, CommitError, Space, Write};
+
+/// A single-item write retries this often when another writer changed the item (or its
+/// partition's index pages) between our read and our commit; each retry means someone else
+/// made progress.
+pub const MAX_WRITE_ATTEMPTS: usize = 64;
+
+/// What a commit does to one item.
+pub enum Effect<'a> {
+    Put(&'a Item),
+    Delete,
+    /// ConditionCheck: only the read is checked.
+    Check,
+}
+
+/// One item's part in a commit: where it lives, the sealed bytes read (the check), the effect.
+pub struct Staged<'a> {
+    pub entry: &'a TableEntry,
+    pub keys: &'a TableKeys,
+    pub key: ItemKey,
+    pub sk: Vec<u8>,
+    pub read: Option<Vec<u8>>,
+    pub effect: Effect<'a>,
+}
+
+/// Sort-index failures as wire errors: damaged or moved pages are integrity failures.
+pub fn index_error(e: SortIndexError) -> ApiError {
+    match e {
+        SortIndexError::Integrity | SortIndexError::Corrupt(_) | SortIndexError::Inconsistent => {
+            ApiError::Integrity
+        }
+        SortIndexError::Store(s) => s.into(),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// The changes of one partition's index (one `plan` call per partition).
+struct Group<'a> {
+    keys: &'a TableKeys,
+    upserts: Vec<Entry>,
+    removes: Vec<(AttributeValue, [u8; 16])>,
+}
+
+fn group<'g, 'a>(
+    groups: &'g mut BTreeMap<Vec<u8>, Group<'a>>,
+    prefix: Vec<u8>,
+    keys: &'a TableKeys,
+) -> &'g mut Group<'a> {
+    groups.entry(prefix).or_insert_with(|| Group {
+        keys,
+        upserts: Vec::new(),
+        removes: Vec::new(),
+    })
+}
+
+/// Builds the checks and writes of one atomic commit.
+pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<Write>), ApiError> {
+    let mut checks = Vec::with_capacity(staged.len());
+    let mut writes = Vec::with_capacity(staged.len());
+    let mut groups: BTreeMap<Vec<u8>, Group<'_>> = BTreeMap::new();
+    for s in staged {
+        checks.push(Check {
+            space: Space::Items,
+            key: s.sk.clone(),
+            expect: s.read.clone(),
+        });
+        let indexed = s.entry.def.key_schema.range.is_some();
+        let token = items::item_token_of(&s.sk)
+            .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?;
+        let prefix = s
+            .sk
+            .get(..PARTITION_PREFIX_LEN)
+            .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?
+            .to_vec();
+        match &s.effect {
+            Effect::Put(item) => {
+                let (value, seq) = items::seal_versioned(s.keys, BASE_INDEX, &s.sk, item)?;
+                writes.push(Write::Put {
+                    space: Space::Items,
+                    key: s.sk.clone(),
+                    value,
+                });
+                if indexed && s.read.is_none() {
+                    if let Some(sort_key) = s.key.sk.clone() {
+                        group(&mut groups, prefix, s.keys).upserts.push(Entry {
+                            sort_key,
+                            item_token: token,
+                            write_seq: seq,
+                        });
+                    }
+                }
+            }
+            Effect::Delete => {
+                if s.read.is_some() {
+                    writes.push(Write::Delete {
+                        space: Space::Items,
+                        key: s.sk.clone(),
+                    });
+                    if let (true, Some(sort_key)) = (indexed, s.key.sk.clone()) {
+                        group(&mut groups, prefix, s.keys)
+                            .removes
+                            .push((sort_key, token));
+                    }
+                }
+            }
+            Effect::Check => {}
+        }
+    }
+    for (prefix, g) in &groups {
+        let mut changes: Vec<Change<'_>> = g.upserts.iter().map(Change::Upsert).collect();
+        changes.extend(g.removes.iter().map(|(sk, t)| {
+            Change::Remove(Position {
+                sort_key: sk,
+                item_token: t,
+            })
+        }));
+        let crypto = IndexPages {
+            keys: g.keys,
+            index: BASE_INDEX,
+        };
+        let plan = sort_index::plan(
+            svc.store.as_ref(),
+            &crypto,
+            &PartitionRef { prefix },
+            &changes,
+        )
+        .map_err(|e| {
+            svc.audit.record(
+                "integrity",
+                json!({"what": "sort index", "error": e.to_string()}),
+            );
+            index_error(e)
+        })?;
+        checks.extend(plan.checks);
+        writes.extend(plan.writes);
+    }
+    Ok((checks, writes))
+}
+
+/// Commits what [`build`] built. `Ok(false)`: a check failed (someone else wrote): re-read
+/// and re-decide.
+pub fn commit(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
+    let (checks, writes) = build(svc, staged)?;
+    if writes.is_empty() && staged.iter().all(|s| matches!(s.effect, Effect::Check)) {
+        // Nothing to write: a consistent read is all a pure check needs.
+        return Ok(true);
+    }
+    match svc.store.commit(&checks, &writes) {
+        Ok(()) => Ok(true),
+        Err(CommitError::Conflict { .. }) => Ok(false),
+        Err(CommitError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Table statistics after a committed change of one item.
+pub fn account(entry: &TableEntry, old: Option<&Item>, new: Option<&Item>) {
+    let old_size = old.map(item_size).unwrap_or(0) as i64;
+    let new_size = new.map(item_size).unwrap_or(0) as i64;
+    entry.stats.adjust(
+        i64::from(new.is_some()) - i64::from(old.is_some()),
+        new_size - old_size,
+    );
+}
+
+/// Reads and opens the current item at `sk`.
+pub fn read_current(
+    svc: &Services,
+    keys: &TableKeys,
+    entry: &TableEntry,
+    sk: &[u8],
+) -> Result<(Option<Vec<u8>>, Option<Item>), ApiError> {
+    let sealed = svc.store.get(Space::Items, sk)?;
+    let item = match &sealed {
+        Some(bytes) => Some(open_item(svc, keys, entry, sk, bytes)?),
+        None => None,
+    };
+    Ok((sealed, item))
+}
+
+/// Opens sealed item bytes; failures are audited with where they happened.
+pub fn open_item(
+    svc: &Services,
+    keys: &TableKeys,
+    entry: &TableEntry,
+    sk: &[u8],
+    bytes: &[u8],
+) -> Result<Item, ApiError> {
+    items::open(keys, &entry.def, BASE_INDEX, sk, bytes).map_err(|e| {
+        svc.audit.record(
+            "integrity",
+            json!({"table": entry.def.name, "keyspace": hex::encode(entry.def.keyspace),
+                   "storage_key": hex::encode(sk), "error": e.to_string()}),
+        );
+        ApiError::from(e)
+    })
+}
+
+/// One conditional single-item write: `decide` sees the current item and returns the new one
+/// (None = delete) or an error; the commit only lands if the item (and the index pages its
+/// plan read) did not change meanwhile. Returns (old, new).
+pub fn write_item(
+    svc: &Services,
+    keys: &TableKeys,
+    entry: &TableEntry,
+    key: &ItemKey,
+    mut decide: impl FnMut(Option<&Item>) -> Result<Option<Item>, ApiError>,
+) -> Result<(Option<Item>, Option<Item>), ApiError> {
+    let sk = items::storage_key(keys, BASE_INDEX, key)?;
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let (sealed, old) = read_current(svc, keys, entry, &sk)?;
+        let new = decide(old.as_ref())?;
+        if new.is_none() && sealed.is_none() {
+            return Ok((None, None));
+        }
+        let staged = [Staged {
+            entry,
+            keys,
+            key: key.clone(),
+            sk: sk.clone(),
+            read: sealed,
+            effect: match &new {
+                Some(item) => Effect::Put(item),
+                None => Effect::Delete,
+            },
+        }];
+        if commit(svc, &staged)? {
+            account(entry, old.as_ref(), new.as_ref());
+            return Ok((old, new));
+        }
+    }
+    Err(ApiError::TransactionConflict(
+        "Transaction is ongoing for the item".into(),
+    ))
+}
