@@ -16,8 +16,8 @@ use crate::crypto::envelope::{self, Binding, ItemHeader, ITEM_HEADER_LEN, TAG_LE
 use crate::crypto::keyring::{Keyspace, TableKeys, KEYSPACE_LEN};
 use crate::crypto::tokens::{item_token, partition_token, TOKEN_LEN};
 use crate::crypto::CryptoError;
-use crate::storage::sort_index::{PageCrypto, SortIndexError};
 use crate::protocol::attr::{decode_item, encode_item, key_token_input, AttributeValue, Item};
+use crate::storage::sort_index::{PageCrypto, SortIndexError};
 
 /// Index id of the base table; secondary indexes get their own ids.
 pub const BASE_INDEX: u8 = 0;

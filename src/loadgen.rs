@@ -118,8 +118,13 @@ pub async fn drive(
 }
 
 /// Sends one request on a fresh connection and returns its status.
-async fn send_once(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<hyper::StatusCode, String> {
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+async fn send_once(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::StatusCode, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
@@ -254,7 +259,10 @@ pub async fn run(
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]});
     let status = send_once(
         signer.addr,
-        signer.request("CreateTable", serde_json::to_vec(&create).unwrap_or_default()),
+        signer.request(
+            "CreateTable",
+            serde_json::to_vec(&create).unwrap_or_default(),
+        ),
     )
     .await?;
     if !(status.is_success() || status == hyper::StatusCode::BAD_REQUEST) {

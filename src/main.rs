@@ -506,9 +506,11 @@ fn credentials(target: &Target) -> Result<(String, zeroize::Zeroizing<String>), 
 /// Starts a throw-away server (temp data dir, the default configuration) and measures it.
 async fn bench(args: BenchArgs) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("sealdb-bench-{}", std::process::id()));
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".into();
-    config.data_dir = dir.clone();
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
     let running = sealdb::app::start(config)
         .await
         .map_err(|e| e.to_string())?;

@@ -217,3 +217,57 @@ fn serve_refuses_plaintext_on_a_public_address() {
     assert!(!ok);
     assert!(err.contains("--allow-insecure-network"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed")
+        .success();
+    assert!(ok, "openssl could not make a test certificate");
+    let mut config = test_config(&dir.path().join("data"));
+    config.tls_cert = Some(cert.clone());
+    config.tls_key = Some(key);
+    let running = sealdb::app::start(config).await.unwrap();
+    let url = format!("https://{}/", running.addr);
+    let pem = std::fs::read(&cert).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("healthy: {}", running.addr)
+    );
+    // Plain HTTP to the TLS port does not get an answer.
+    let plain = reqwest::get(format!("http://{}/", running.addr)).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    running.stop().await.unwrap();
+}

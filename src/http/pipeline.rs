@@ -304,6 +304,41 @@ async fn dispatch(
             authz.check(&t(svc, &i)?)?;
             ops::items::delete_item(svc, i).await
         }
+        Operation::UpdateItem => {
+            let i: UpdateItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::update::update_item(svc, i).await
+        }
+        Operation::Query => {
+            let i: QueryInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::query::query(svc, i).await
+        }
+        Operation::Scan => {
+            let i: ScanInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::query::scan(svc, i).await
+        }
+        Operation::BatchGetItem => {
+            let i: BatchGetItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::batch::batch_get_item(svc, i).await
+        }
+        Operation::BatchWriteItem => {
+            let i: BatchWriteItemInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::batch::batch_write_item(svc, i).await
+        }
+        Operation::TransactGetItems => {
+            let i: TransactGetItemsInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::transact::transact_get_items(svc, i).await
+        }
+        Operation::TransactWriteItems => {
+            let i: TransactWriteItemsInput = decode(body)?;
+            authz.check(&t(svc, &i)?)?;
+            ops::transact::transact_write_items(svc, i, body).await
+        }
         Operation::NotImplemented(name) => Err(ApiError::NotImplemented(format!(
             "sealdb does not implement the operation {name} yet"
         ))),

@@ -91,3 +91,275 @@ impl Targets for DeleteItemInput {
         Ok(vec![t])
     }
 }
+
+// ---- The rest of the item API ------------------------------------------------------------
+
+use crate::expr::{self, ExprContext, Usage};
+use crate::protocol::attr::Item;
+
+const ENCLOSING: &str = "dynamodb:EnclosingOperation";
+
+/// Top-level attributes a ProjectionExpression / AttributesToGet names, after resolving
+/// ExpressionAttributeNames (a bad expression is the request's validation error).
+fn projected(
+    expression: &Option<String>,
+    to_get: &Option<Vec<String>>,
+    names: &Option<Names>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    if let Some(src) = expression {
+        let ctx = ExprContext {
+            names: names.as_ref(),
+            values: None,
+        };
+        let p = expr::parse_projection(src, &ctx, &mut Usage::default())?;
+        return Ok(Some(p.top_level_attributes()));
+    }
+    Ok(to_get.clone())
+}
+
+fn select_value(select: &Option<String>, projected: bool) -> ContextValue {
+    ContextValue::Str(select.clone().unwrap_or_else(|| {
+        if projected {
+            "SPECIFIC_ATTRIBUTES".into()
+        } else {
+            "ALL_ATTRIBUTES".into()
+        }
+    }))
+}
+
+fn leading_of_all<'a>(items: impl Iterator<Item = &'a Item>, hash: &str) -> ContextValue {
+    let mut v: Vec<String> = items
+        .filter_map(|i| i.get(hash).and_then(super::context::leading_key))
+        .collect();
+    v.sort();
+    v.dedup();
+    ContextValue::List(v)
+}
+
+impl Targets for UpdateItemInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut t = table_target(svc, "UpdateItem", &self.table_name)?
+            .with("dynamodb:ReturnValues", return_values(&self.return_values));
+        if let (Some(key), Some(h)) = (&self.key, hash_key_name(svc, &self.table_name)) {
+            t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
+        }
+        let ctx = ExprContext {
+            names: self.expression_attribute_names.as_ref(),
+            values: self.expression_attribute_values.as_ref(),
+        };
+        let mut names: Vec<String> = Vec::new();
+        if let Some(src) = &self.update_expression {
+            names.extend(
+                expr::parse_update(src, &ctx, &mut Usage::default())?.top_level_attributes(),
+            );
+        }
+        if let Some(au) = &self.attribute_updates {
+            names.extend(au.keys().cloned());
+        }
+        if let Some(src) = &self.condition_expression {
+            names.extend(
+                expr::parse_condition(src, &ctx, &mut Usage::default())?.top_level_attributes(),
+            );
+        }
+        Ok(vec![t.with("dynamodb:Attributes", attributes(names.iter()))])
+    }
+}
+
+impl Targets for QueryInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut t = table_target(svc, "Query", &self.table_name)?;
+        if let Some(index) = &self.index_name {
+            t.resource = format!("{}/index/{index}", t.resource);
+        }
+        let proj = projected(
+            &self.projection_expression,
+            &self.attributes_to_get,
+            &self.expression_attribute_names,
+        )?;
+        t = t.with(
+            "dynamodb:Select",
+            select_value(&self.select, proj.is_some()),
+        );
+        if let Some(p) = &proj {
+            t = t.with("dynamodb:Attributes", attributes(p.iter()));
+        }
+        let entry = self
+            .table_name
+            .as_deref()
+            .and_then(|n| svc.catalog.table(n));
+        if let Some(entry) = entry {
+            let hash = entry.def.key_schema.hash.name.as_str();
+            let range = entry.def.key_schema.range.as_ref().map(|r| r.name.as_str());
+            let ctx = ExprContext {
+                names: self.expression_attribute_names.as_ref(),
+                values: self.expression_attribute_values.as_ref(),
+            };
+            let kc = match (&self.key_condition_expression, &self.key_conditions) {
+                (Some(src), _) => Some(expr::parse_key_condition(
+                    src,
+                    &ctx,
+                    &mut Usage::default(),
+                    hash,
+                    range,
+                )?),
+                (None, Some(k)) => Some(expr::key_conditions_to_key_condition(k, hash, range)?),
+                (None, None) => None,
+            };
+            if let Some(kc) = kc {
+                let v = super::context::leading_key(&kc.partition.1);
+                t = t.with(
+                    "dynamodb:LeadingKeys",
+                    ContextValue::List(v.into_iter().collect()),
+                );
+            }
+        }
+        Ok(vec![t])
+    }
+}
+
+impl Targets for ScanInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut t = table_target(svc, "Scan", &self.table_name)?;
+        if let Some(index) = &self.index_name {
+            t.resource = format!("{}/index/{index}", t.resource);
+        }
+        let proj = projected(
+            &self.projection_expression,
+            &self.attributes_to_get,
+            &self.expression_attribute_names,
+        )?;
+        t = t.with("dynamodb:Select", select_value(&None, proj.is_some()));
+        if let Some(sel) = &self.select {
+            t.keys.retain(|(k, _)| k != "dynamodb:Select");
+            t = t.with("dynamodb:Select", ContextValue::Str(sel.clone()));
+        }
+        if let Some(p) = &proj {
+            t = t.with("dynamodb:Attributes", attributes(p.iter()));
+        }
+        Ok(vec![t])
+    }
+}
+
+/// Tables of a batch in name order, so that the first denial is deterministic.
+fn sorted_tables<V>(m: &Option<std::collections::HashMap<String, V>>) -> Vec<(&String, &V)> {
+    let mut v: Vec<(&String, &V)> = m.iter().flat_map(|m| m.iter()).collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+impl Targets for BatchGetItemInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut out = Vec::new();
+        for (name, r) in sorted_tables(&self.request_items) {
+            let table = Some(name.clone());
+            let mut t = table_target(svc, "BatchGetItem", &table)?;
+            if let (Some(keys), Some(h)) = (&r.keys, hash_key_name(svc, &table)) {
+                t = t.with("dynamodb:LeadingKeys", leading_of_all(keys.iter(), &h));
+            }
+            let proj = projected(
+                &r.projection_expression,
+                &r.attributes_to_get,
+                &r.expression_attribute_names,
+            )?;
+            if let Some(p) = &proj {
+                t = t.with("dynamodb:Attributes", attributes(p.iter()));
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+}
+
+impl Targets for BatchWriteItemInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut out = Vec::new();
+        for (name, reqs) in sorted_tables(&self.request_items) {
+            let table = Some(name.clone());
+            let mut t = table_target(svc, "BatchWriteItem", &table)?;
+            let keys = reqs.iter().filter_map(|r| {
+                r.put_request
+                    .as_ref()
+                    .and_then(|p| p.item.as_ref())
+                    .or_else(|| r.delete_request.as_ref().and_then(|d| d.key.as_ref()))
+            });
+            if let Some(h) = hash_key_name(svc, &table) {
+                t = t.with("dynamodb:LeadingKeys", leading_of_all(keys, &h));
+            }
+            let attrs = reqs
+                .iter()
+                .filter_map(|r| r.put_request.as_ref().and_then(|p| p.item.as_ref()))
+                .flat_map(|i| i.keys());
+            out.push(t.with("dynamodb:Attributes", attributes(attrs)));
+        }
+        Ok(out)
+    }
+}
+
+impl Targets for TransactWriteItemsInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut out = Vec::new();
+        for m in self.transact_items.iter().flatten() {
+            let members = [
+                ("ConditionCheckItem", &m.condition_check),
+                ("PutItem", &m.put),
+                ("DeleteItem", &m.delete),
+                ("UpdateItem", &m.update),
+            ];
+            for (action, a) in members {
+                let Some(a) = a else { continue };
+                let mut t = table_target(svc, action, &a.table_name)?
+                    .with(ENCLOSING, ContextValue::Str("TransactWriteItems".into()));
+                let key = a.item.as_ref().or(a.key.as_ref());
+                if let (Some(k), Some(h)) = (key, hash_key_name(svc, &a.table_name)) {
+                    t = t.with("dynamodb:LeadingKeys", leading_keys_of(k, &h));
+                }
+                let ctx = ExprContext {
+                    names: a.expression_attribute_names.as_ref(),
+                    values: a.expression_attribute_values.as_ref(),
+                };
+                let mut names: Vec<String> = Vec::new();
+                if let Some(item) = &a.item {
+                    names.extend(item.keys().cloned());
+                }
+                if let Some(src) = &a.update_expression {
+                    names.extend(
+                        expr::parse_update(src, &ctx, &mut Usage::default())?
+                            .top_level_attributes(),
+                    );
+                }
+                if !names.is_empty() {
+                    t = t.with("dynamodb:Attributes", attributes(names.iter()));
+                }
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Targets for TransactGetItemsInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let mut out = Vec::new();
+        for g in self
+            .transact_items
+            .iter()
+            .flatten()
+            .filter_map(|m| m.get.as_ref())
+        {
+            let mut t = table_target(svc, "GetItem", &g.table_name)?
+                .with(ENCLOSING, ContextValue::Str("TransactGetItems".into()));
+            if let (Some(k), Some(h)) = (&g.key, hash_key_name(svc, &g.table_name)) {
+                t = t.with("dynamodb:LeadingKeys", leading_keys_of(k, &h));
+            }
+            if let Some(p) = projected(
+                &g.projection_expression,
+                &None,
+                &g.expression_attribute_names,
+            )? {
+                t = t.with("dynamodb:Attributes", attributes(p.iter()));
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+}

@@ -88,11 +88,10 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
         let indexed = s.entry.def.key_schema.range.is_some();
         let token = items::item_token_of(&s.sk)
             .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?;
-        let prefix = s
-            .sk
-            .get(..PARTITION_PREFIX_LEN)
-            .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?
-            .to_vec();
+        let prefix =
+            s.sk.get(..PARTITION_PREFIX_LEN)
+                .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?
+                .to_vec();
         match &s.effect {
             Effect::Put(item) => {
                 let (value, seq) = items::seal_versioned(s.keys, BASE_INDEX, &s.sk, item)?;

@@ -287,7 +287,10 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value,
     let names = input.expression_attribute_names.as_ref();
     check_mix(
         &[("AttributesToGet", input.attributes_to_get.is_some())],
-        &[("ProjectionExpression", input.projection_expression.is_some())],
+        &[(
+            "ProjectionExpression",
+            input.projection_expression.is_some(),
+        )],
         names,
         None,
     )?;

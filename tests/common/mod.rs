@@ -42,10 +42,11 @@ pub fn client_at_time(endpoint: &str, id: &str, secret: &str, at: Option<SystemT
 }
 
 pub fn test_config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".into();
-    c.data_dir = dir.to_path_buf();
-    c
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
 }
 
 /// A server running inside the test process.
@@ -233,4 +234,48 @@ pub async fn raw_request(
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
+}
+
+impl ChildServer {
+    /// Like [`ChildServer::start`], with extra environment variables for the child only
+    /// (configuration overrides, the AWS credential chain of the server process). Variables
+    /// named in `remove` are cleared from the child's environment. Panics with the child's
+    /// stderr when it does not come up.
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)], remove: &[&str]) -> ChildServer {
+        use std::io::{BufRead, BufReader, Read};
+        let mut cmd = Command::new(sealdb_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for k in remove {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn sealdb");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let Some(endpoint) = first.strip_prefix("sealdb listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            panic!("sealdb did not start: stdout {first:?}, stderr {err}");
+        };
+        let endpoint = endpoint.to_string();
+        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stderr.read_to_end(&mut sink);
+        });
+        ChildServer {
+            child,
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
 }

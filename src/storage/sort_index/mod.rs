@@ -32,6 +32,7 @@
 
 mod page;
 mod scan;
+mod shrink;
 mod tree;
 
 #[cfg(test)]

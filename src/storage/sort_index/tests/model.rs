@@ -315,7 +315,7 @@ fn run_query(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn index_matches_a_btreemap((kind, split, batches, queries) in case()) {
