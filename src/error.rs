@@ -163,7 +163,11 @@ impl From<crate::auth::sigv4::AuthError> for ApiError {
 
 impl From<crate::storage::StoreError> for ApiError {
     fn from(e: crate::storage::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            // RocksDB's own checksums caught a changed byte before our AEAD tag could.
+            crate::storage::StoreError::Corruption(_) => ApiError::Integrity,
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -1317,3 +1317,145 @@ async fn canary_with_sort_keys_queries_and_updates() {
     std::fs::write(plant.path().join("x"), hex::encode(&m)).unwrap();
     assert_eq!(scan_dir(plant.path(), &[m.into_bytes()]).1.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_scan_pages_stop_at_one_megabyte() {
+    let srv = TestServer::start().await;
+    let c = srv.client();
+    create(&c, "Large", Some(ScalarAttributeType::N)).await;
+    let blob = "x".repeat(390_000);
+    for i in 0..5 {
+        put(
+            &c,
+            "Large",
+            HashMap::from([
+                ("pk".into(), s("p")),
+                ("sk".into(), n(i)),
+                ("d".into(), s(&blob)),
+            ]),
+        )
+        .await;
+    }
+    let q = c
+        .query()
+        .table_name("Large")
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", s("p"))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total);
+    let out = q.clone().send().await.unwrap();
+    // 3 x ~390 KB crosses 1 MB: the page ends there.
+    assert_eq!(out.count(), 3);
+    assert_eq!(out.last_evaluated_key().unwrap()["sk"], n(2));
+    let size = 3 * (390_000 + 1 + 2 + 1 + 1 + 2 + 2); // d + pk + sk, names and values
+    let units = (size as f64 / 4096.0).ceil() / 2.0;
+    assert_eq!(
+        out.consumed_capacity().unwrap().capacity_units(),
+        Some(units)
+    );
+    let out = q
+        .set_exclusive_start_key(out.last_evaluated_key().cloned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sks(out.items()), vec![3, 4]);
+    assert!(out.last_evaluated_key().is_none());
+    let out = c.scan().table_name("Large").send().await.unwrap();
+    assert_eq!(out.count(), 3);
+    assert!(out.last_evaluated_key().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fine_grained_iam_keys_of_the_item_api() {
+    use sealdb::ops::admin::{run, AdminInput};
+    use sealdb::protocol::AdminOp;
+    let srv = TestServer::start().await;
+    let admin = srv.client();
+    create(&admin, "Tenants", Some(ScalarAttributeType::N)).await;
+    put(&admin, "Tenants", key("mine", Some(n(1)))).await;
+    put(&admin, "Tenants", key("other", Some(n(1)))).await;
+    let cat = &srv.services().catalog;
+    let user = |extra: AdminInput| AdminInput {
+        user_name: Some("tenant".into()),
+        ..extra
+    };
+    run(cat, AdminOp::CreateUser, user(AdminInput::default()))
+        .await
+        .unwrap();
+    run(
+        cat,
+        AdminOp::PutUserPolicy,
+        user(AdminInput {
+            policy_name: Some("tenant".into()),
+            policy_document: Some(
+                r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["dynamodb:Query","dynamodb:GetItem"],"Resource":"*",
+             "Condition":{"ForAllValues:StringEquals":{"dynamodb:LeadingKeys":["mine"]}}},
+            {"Effect":"Allow","Action":"dynamodb:PutItem","Resource":"*",
+             "Condition":{"StringEquals":{"dynamodb:EnclosingOperation":"TransactWriteItems"}}},
+            {"Effect":"Allow","Action":"dynamodb:Scan","Resource":"*",
+             "Condition":{"StringEquals":{"dynamodb:Select":"COUNT"}}}]}"#
+                    .into(),
+            ),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let k = run(cat, AdminOp::CreateAccessKey, user(AdminInput::default()))
+        .await
+        .unwrap();
+    let t = client_for(
+        &srv.endpoint,
+        k["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+        k["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+    );
+    let query = |pk: &str| {
+        t.query()
+            .table_name("Tenants")
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(pk))
+            .send()
+    };
+    assert_eq!(query("mine").await.unwrap().count(), 1);
+    let err = query("other").await.unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    assert!(message(&err).contains("dynamodb:Query"));
+    // PutItem only inside a transaction.
+    t.transact_write_items()
+        .transact_items(tx_put("Tenants", key("mine", Some(n(2)))))
+        .send()
+        .await
+        .unwrap();
+    let err = t
+        .put_item()
+        .table_name("Tenants")
+        .set_item(Some(key("mine", Some(n(3)))))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    // Scan only as COUNT; batches need their own action.
+    let out = t
+        .scan()
+        .table_name("Tenants")
+        .select(Select::Count)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.count(), 3);
+    let err = t.scan().table_name("Tenants").send().await.unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    let err = t
+        .batch_get_item()
+        .request_items(
+            "Tenants",
+            KeysAndAttributes::builder()
+                .keys(key("mine", Some(n(1))))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(message(&err).contains("dynamodb:BatchGetItem on resource"));
+}

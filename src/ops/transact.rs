@@ -10,7 +10,7 @@
 //! DynamoDB's): a retry after a server restart is executed again. That is the documented
 //! limitation of this implementation; conditions in the transaction still guard it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -119,11 +119,37 @@ fn parse_member(svc: &Services, kind: &str, a: TransactAction) -> Result<Member,
 }
 
 type TokenKey = (PathBuf, String);
-type TokenRecord = ([u8; 32], Instant, Value);
 
-fn tokens() -> &'static Mutex<HashMap<TokenKey, TokenRecord>> {
-    static TOKENS: OnceLock<Mutex<HashMap<TokenKey, TokenRecord>>> = OnceLock::new();
-    TOKENS.get_or_init(|| Mutex::new(HashMap::new()))
+/// Tokens seen in the last [`IDEMPOTENCY_WINDOW`]: request digest and response per token, and
+/// the tokens in arrival order so that expiry is amortized O(1) per transaction.
+#[derive(Default)]
+struct Tokens {
+    seen: HashMap<TokenKey, ([u8; 32], Instant, Value)>,
+    order: VecDeque<(Instant, TokenKey)>,
+}
+
+impl Tokens {
+    fn expire(&mut self) {
+        while let Some((at, _)) = self.order.front() {
+            if at.elapsed() < IDEMPOTENCY_WINDOW {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                if self
+                    .seen
+                    .get(&key)
+                    .is_some_and(|(_, t, _)| t.elapsed() >= IDEMPOTENCY_WINDOW)
+                {
+                    self.seen.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+fn tokens() -> &'static Mutex<Tokens> {
+    static TOKENS: OnceLock<Mutex<Tokens>> = OnceLock::new();
+    TOKENS.get_or_init(|| Mutex::new(Tokens::default()))
 }
 
 fn digest(body: &[u8]) -> [u8; 32] {
@@ -158,10 +184,11 @@ pub async fn transact_write_items(
     };
     let hash = digest(body);
     if let Some(t) = &token {
-        let map = tokens()
+        let mut map = tokens()
             .lock()
             .map_err(|_| ApiError::Internal("token map".into()))?;
-        if let Some((h, at, out)) = map.get(t) {
+        map.expire();
+        if let Some((h, at, out)) = map.seen.get(t) {
             if at.elapsed() < IDEMPOTENCY_WINDOW {
                 if *h == hash {
                     return Ok(out.clone());
@@ -218,8 +245,10 @@ pub async fn transact_write_items(
         let mut map = tokens()
             .lock()
             .map_err(|_| ApiError::Internal("token map".into()))?;
-        map.retain(|_, (_, at, _)| at.elapsed() < IDEMPOTENCY_WINDOW);
-        map.insert(t, (hash, Instant::now(), out.clone()));
+        map.expire();
+        let now = Instant::now();
+        map.order.push_back((now, t.clone()));
+        map.seen.insert(t, (hash, now, out.clone()));
     }
     Ok(out)
 }
