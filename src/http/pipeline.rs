@@ -351,12 +351,44 @@ async fn dispatch(
     }
 }
 
-/// A random request id shaped like DynamoDB's (52 upper-case alphanumerics).
+/// A request id shaped like DynamoDB's (52 upper-case alphanumerics): a random per-process
+/// prefix and a counter. Ids must be unique, not secret, so no RNG call per request.
 fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let bytes: [u8; 52] = crate::crypto::secret::random_bytes().unwrap_or([0u8; 52]);
-    bytes
-        .iter()
-        .map(|b| ALPHABET[(*b as usize) % 32] as char)
-        .collect()
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let bytes: [u8; 39] = crate::crypto::secret::random_bytes().unwrap_or([0u8; 39]);
+        bytes
+            .iter()
+            .map(|b| ALPHABET[(*b as usize) % 32] as char)
+            .collect()
+    });
+    let mut n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut id = String::with_capacity(52);
+    id.push_str(prefix);
+    let mut tail = [b'A'; 13];
+    for c in tail.iter_mut().rev() {
+        *c = ALPHABET[(n % 32) as usize];
+        n /= 32;
+    }
+    id.extend(tail.iter().map(|b| *b as char));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_dynamodb_shaped_and_unique() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        assert_eq!(a.len(), 52);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert_ne!(a, b);
+        assert_eq!(a[..39], b[..39], "one per-process prefix");
+    }
 }
