@@ -424,6 +424,28 @@ async fn scan_filters_pages_and_parallel_segments() {
         message(&err),
         "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 2 is not less than TotalSegments: 2"
     );
+    let first = c
+        .scan()
+        .table_name("Scn")
+        .segment(0)
+        .total_segments(3)
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .scan()
+        .table_name("Scn")
+        .segment(1)
+        .total_segments(3)
+        .set_exclusive_start_key(first.last_evaluated_key().cloned())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        message(&err),
+        "The provided Exclusive start key does not map to the provided segment"
+    );
     let err = c
         .scan()
         .table_name("Scn")
