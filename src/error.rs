@@ -43,7 +43,9 @@ pub enum ApiError {
     LimitExceeded(String),
     #[error("The conditional request failed")]
     ConditionalCheckFailed { item: Option<Item> },
-    #[error("Transaction cancelled, please refer cancellation reasons for specific reasons")]
+    /// DynamoDB's message lists the reason codes in request order.
+    #[error("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+        reasons.iter().map(|r| r.code).collect::<Vec<_>>().join(", "))]
     TransactionCanceled { reasons: Vec<CancellationReason> },
     #[error("{0}")]
     TransactionConflict(String),

@@ -69,6 +69,12 @@ struct BenchArgs {
     /// Distinct keys.
     #[arg(long, default_value_t = 10_000)]
     keys: usize,
+    /// Measure a running server instead of a throw-away one (credentials from the usual AWS
+    /// environment or --profile, as for `sealdb iam`).
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long, requires = "endpoint")]
+    profile: Option<String>,
 }
 
 #[derive(Args)]
@@ -505,6 +511,46 @@ fn credentials(target: &Target) -> Result<(String, zeroize::Zeroizing<String>), 
 
 /// Starts a throw-away server (temp data dir, the default configuration) and measures it.
 async fn bench(args: BenchArgs) -> Result<(), String> {
+    let opts = sealdb::loadgen::BenchOptions {
+        connections: args.connections,
+        duration: std::time::Duration::from_secs(args.seconds),
+        item_bytes: args.item_bytes,
+        keys: args.keys,
+    };
+    println!(
+        "sealdb bench: {} connections, {} s per scenario, {} B items, {} keys, {} cores",
+        opts.connections,
+        args.seconds,
+        opts.item_bytes,
+        opts.keys,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    if let Some(endpoint) = &args.endpoint {
+        let target = Target {
+            endpoint: Some(endpoint.clone()),
+            data_dir: None,
+            config: None,
+            profile: args.profile.clone(),
+            region: None,
+        };
+        let (id, secret) = credentials(&target)?;
+        let addr = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| format!("--endpoint must be http://HOST:PORT with an IP address: {e}"))?;
+        let signer = std::sync::Arc::new(sealdb::loadgen::Signer {
+            addr,
+            access_key: id,
+            secret,
+            region: std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        });
+        let results = sealdb::loadgen::run(&opts, signer, "sealdb_bench").await?;
+        print!("{}", sealdb::loadgen::report(&results));
+        return Ok(());
+    }
     let dir = std::env::temp_dir().join(format!("sealdb-bench-{}", std::process::id()));
     let config = Config {
         listen: "127.0.0.1:0".into(),
@@ -526,22 +572,6 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         secret,
         region: running.services.config.region.clone(),
     });
-    let opts = sealdb::loadgen::BenchOptions {
-        connections: args.connections,
-        duration: std::time::Duration::from_secs(args.seconds),
-        item_bytes: args.item_bytes,
-        keys: args.keys,
-    };
-    println!(
-        "sealdb bench: {} connections, {} s per scenario, {} B items, {} keys, {} cores",
-        opts.connections,
-        args.seconds,
-        opts.item_bytes,
-        opts.keys,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
     let results = sealdb::loadgen::run(&opts, signer, "bench").await;
     let _ = running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
