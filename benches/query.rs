@@ -63,7 +63,7 @@ async fn load(signer: Arc<Signer>, pk: &'static str, n: usize) {
                 let reqs: Vec<_> = (i..(i + 25).min(n))
                     .map(|k| json!({"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"N": k.to_string()}, "v": {"S": "x".repeat(100)}}}}))
                     .collect();
-                send(&signer, "BatchWriteItem", json!({"RequestItems": {"Q": reqs}})).await;
+                send(&signer, "BatchWriteItem", json!({"RequestItems": {"QueryBench": reqs}})).await;
                 i += 8 * 25;
             }
         }));
@@ -76,8 +76,8 @@ async fn load(signer: Arc<Signer>, pk: &'static str, n: usize) {
 async fn measure(signer: &Signer, pk: &str, n: usize) -> (Duration, Duration) {
     let mut lat = Vec::with_capacity(QUERIES);
     for q in 0..QUERIES {
-        let start_at = (q * 7919) % n;
-        let mut body = json!({"TableName": "Q", "Limit": 10,
+        let start_at = (q * 7919) % (n - 10);
+        let mut body = json!({"TableName": "QueryBench", "Limit": 10,
             "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": pk}}});
         if start_at > 0 {
             body["ExclusiveStartKey"] = json!({"pk": {"S": pk}, "sk": {"N": start_at.to_string()}});
@@ -99,7 +99,7 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let (running, signer) = start(dir.path()).await;
-        send(&signer, "CreateTable", json!({"TableName": "Q", "BillingMode": "PAY_PER_REQUEST",
+        send(&signer, "CreateTable", json!({"TableName": "QueryBench", "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}]})).await;
         let t = Instant::now();
