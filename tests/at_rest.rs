@@ -7,10 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, ScalarAttributeType};
 use aws_sdk_dynamodb::Client;
 use base64::Engine;
 use common::*;
@@ -35,43 +32,6 @@ mod rand_markers {
         s.replace_range(0..1, "7");
         s
     }
-}
-
-async fn create(c: &Client, name: &str, sort: ScalarAttributeType) {
-    c.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(sort)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Every encoding of a marker the scan looks for.
@@ -123,7 +83,7 @@ fn scan_dir(dir: &Path, markers: &[Vec<u8>]) -> Vec<String> {
 async fn canary_markers_never_reach_the_disk() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Canary", ScalarAttributeType::B).await;
+    create_table(&c, "Canary", Some(ScalarAttributeType::B)).await;
     let mut markers: Vec<Vec<u8>> = Vec::new();
     for _ in 0..25 {
         let (pk, sk, s, n, nested, set, listed) = (
@@ -236,7 +196,7 @@ fn rewrite(dir: &Path, writes: Vec<Write>) {
 async fn tampered_or_moved_values_are_integrity_errors() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Tamper", ScalarAttributeType::N).await;
+    create_table(&c, "Tamper", Some(ScalarAttributeType::N)).await;
     put_two(&c).await;
     let dir = srv.stop().await;
 
@@ -306,7 +266,7 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let server = ChildServer::start(dir.path());
     let c = server.client();
-    create(&c, "Durable", ScalarAttributeType::N).await;
+    create_table(&c, "Durable", Some(ScalarAttributeType::N)).await;
     const N: usize = 300;
     // Concurrent writers, so the WAL group commit is exercised too.
     let mut tasks = Vec::new();
@@ -365,7 +325,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let server = ChildServer::start(dir.path());
     let c = server.client();
-    create(&c, "Drain", ScalarAttributeType::N).await;
+    create_table(&c, "Drain", Some(ScalarAttributeType::N)).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for w in 0..16u32 {

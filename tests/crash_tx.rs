@@ -6,10 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Put, ScalarAttributeType, TransactWriteItem};
 use common::*;
 
 fn put(table: &str, pk: &str, sk: i64) -> TransactWriteItem {
@@ -33,40 +30,7 @@ async fn no_partial_transaction_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let srv = ChildServer::start(dir.path());
     let c = srv.client();
-    c.create_table()
-        .table_name("Crash")
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::N)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_table(&c, "Crash", Some(ScalarAttributeType::N)).await;
 
     // Two writers: transaction i puts sk=i into partitions "a" and "b".
     let mut tasks = Vec::new();

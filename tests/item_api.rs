@@ -21,7 +21,7 @@ use item_helpers::*;
 async fn update_item_expressions_return_values_and_protections() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Upd", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Upd", Some(ScalarAttributeType::N)).await;
     let k = key("a", Some(n(1)));
 
     // Upsert: the item starts as its key.
@@ -255,8 +255,8 @@ async fn update_item_expressions_return_values_and_protections() {
 async fn batches_read_write_and_validate() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Bat1", Some(ScalarAttributeType::N)).await;
-    create(&c, "Bat2", None).await;
+    create_table(&c, "Bat1", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Bat2", None).await;
     fill(&c, "Bat1", "p", 25).await;
     let mut reqs = Vec::new();
     for i in 0..5 {
@@ -423,8 +423,8 @@ async fn batches_read_write_and_validate() {
 async fn transactions_are_all_or_nothing_and_idempotent() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Tx1", Some(ScalarAttributeType::N)).await;
-    create(&c, "Tx2", None).await;
+    create_table(&c, "Tx1", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Tx2", None).await;
     put(
         &c,
         "Tx2",
@@ -608,7 +608,7 @@ async fn transactions_are_all_or_nothing_and_idempotent() {
 async fn conditional_increments_are_linearizable() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Ctr", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Ctr", Some(ScalarAttributeType::N)).await;
     put(
         &c,
         "Ctr",
@@ -673,7 +673,7 @@ async fn fine_grained_iam_keys_of_the_item_api() {
     use sealdb::protocol::AdminOp;
     let srv = TestServer::start().await;
     let admin = srv.client();
-    create(&admin, "Tenants", Some(ScalarAttributeType::N)).await;
+    create_table(&admin, "Tenants", Some(ScalarAttributeType::N)).await;
     put(&admin, "Tenants", key("mine", Some(n(1)))).await;
     put(&admin, "Tenants", key("other", Some(n(1)))).await;
     let cat = &srv.services().catalog;
@@ -767,7 +767,7 @@ async fn fine_grained_iam_keys_of_the_item_api() {
 async fn batch_get_returns_unprocessed_keys_beyond_16_megabytes() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Huge", None).await;
+    create_table(&c, "Huge", None).await;
     let blob = "y".repeat(399_000);
     let keys: Vec<Item> = (0..45).map(|i| key(&format!("k{i:02}"), None)).collect();
     for k in &keys {

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, SseSpecification, SseType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, SseSpecification, SseType};
 use aws_sdk_kms::types::KeyState as AwsKeyState;
 use common::*;
 use sealdb::kms::aws::{AwsKms, AwsKmsSettings, Credentials};
@@ -558,25 +555,8 @@ async fn aws_provider_against_moto_server() {
 // ---------------------------------------------------------------------------------------
 // sealdb end to end
 
-async fn create_table(c: &aws_sdk_dynamodb::Client, name: &str, kms_key: Option<&str>) {
-    let mut b = c
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        );
+async fn create_table_on_key(c: &aws_sdk_dynamodb::Client, name: &str, kms_key: Option<&str>) {
+    let mut b = table_request(c, name, None);
     if let Some(k) = kms_key {
         b = b.sse_specification(
             SseSpecification::builder()
@@ -656,8 +636,8 @@ async fn sealdb_with_the_aws_provider_end_to_end() {
     let server = ChildServer::start_with_env(dir.path(), &env, CLEARED_ENV);
     let db = server.client();
 
-    create_table(&db, "plain", None).await;
-    create_table(&db, "named", Some(&table_arn)).await;
+    create_table_on_key(&db, "plain", None).await;
+    create_table_on_key(&db, "named", Some(&table_arn)).await;
     let desc = db
         .describe_table()
         .table_name("named")

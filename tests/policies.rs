@@ -5,10 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::Client;
 use common::*;
 use sealdb::ops::admin::{run, AdminInput};
@@ -51,29 +48,6 @@ async fn user(srv: &TestServer, name: &str, policies: &[(&str, String)]) -> Clie
     )
 }
 
-async fn table(c: &Client, name: &str) {
-    c.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn put(c: &Client, t: &str, pk: &str) -> Result<(), String> {
     c.put_item()
         .table_name(t)
@@ -101,8 +75,8 @@ const DENIED: &str = "AccessDeniedException";
 async fn example_policies_are_enforced() {
     let srv = TestServer::start().await;
     let admin = srv.client();
-    table(&admin, "Tenants").await;
-    table(&admin, "Other").await;
+    create_table(&admin, "Tenants", None).await;
+    create_table(&admin, "Other", None).await;
 
     // Tenant isolation: each user reaches only the partition named after them.
     let alice = user(

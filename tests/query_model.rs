@@ -9,10 +9,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Put, ScalarAttributeType, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use common::*;
 use proptest::prelude::*;
@@ -178,43 +175,6 @@ type Partition = BTreeMap<Sk, u64>;
 struct Model {
     /// (table, sort type, pk) -> partition
     parts: Vec<(String, ScalarAttributeType, String, Partition)>,
-}
-
-async fn create(c: &Client, name: &str, t: ScalarAttributeType) {
-    c.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(t)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Loads a partition with transactions of up to 100 puts (one commit each).
@@ -452,7 +412,7 @@ fn query_matches_a_plaintext_model() {
         ("ModelN", ScalarAttributeType::N),
         ("ModelB", ScalarAttributeType::B),
     ] {
-        rt.block_on(create(&c, table, kind.clone()));
+        rt.block_on(create_table(&c, table, Some(kind.clone())));
         for pi in 0..3 {
             let mut p = Partition::new();
             let size = [0usize, 40, 400][pi];

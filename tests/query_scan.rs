@@ -20,7 +20,7 @@ use item_helpers::*;
 async fn query_orders_pages_filters_and_projects() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Qry", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Qry", Some(ScalarAttributeType::N)).await;
     fill(&c, "Qry", "p", 120).await;
     fill(&c, "Qry", "other", 10).await;
 
@@ -226,7 +226,7 @@ async fn query_orders_pages_filters_and_projects() {
 async fn query_string_and_binary_keys_and_hash_only_tables() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "StrT", Some(ScalarAttributeType::S)).await;
+    create_table(&c, "StrT", Some(ScalarAttributeType::S)).await;
     for sk in ["app", "apple", "apricot", "b", "ap", "Ä", "a\u{10FFFF}"] {
         put(&c, "StrT", key("p", Some(s(sk)))).await;
     }
@@ -246,7 +246,7 @@ async fn query_string_and_binary_keys_and_hash_only_tables() {
         .collect();
     assert_eq!(got, vec!["ap", "app", "apple", "apricot"]);
 
-    create(&c, "BinT", Some(ScalarAttributeType::B)).await;
+    create_table(&c, "BinT", Some(ScalarAttributeType::B)).await;
     for b in [
         vec![0u8],
         vec![0xff],
@@ -276,7 +276,7 @@ async fn query_string_and_binary_keys_and_hash_only_tables() {
         vec![vec![0xff, 0xff], vec![0xff], vec![1, 2], vec![0, 0]]
     );
 
-    create(&c, "Hash", None).await;
+    create_table(&c, "Hash", None).await;
     put(
         &c,
         "Hash",
@@ -308,7 +308,7 @@ async fn query_string_and_binary_keys_and_hash_only_tables() {
 async fn scan_filters_pages_and_parallel_segments() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Scn", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Scn", Some(ScalarAttributeType::N)).await;
     for p in 0..10 {
         fill(&c, "Scn", &format!("p{p}"), 20).await;
     }
@@ -460,7 +460,7 @@ async fn scan_filters_pages_and_parallel_segments() {
 async fn query_and_scan_pages_stop_at_one_megabyte() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "Large", Some(ScalarAttributeType::N)).await;
+    create_table(&c, "Large", Some(ScalarAttributeType::N)).await;
     let blob = "x".repeat(390_000);
     for i in 0..5 {
         put(
@@ -549,8 +549,8 @@ fn scan_dir(dir: &std::path::Path, markers: &[Vec<u8>]) -> (usize, Vec<String>) 
 async fn canary_with_sort_keys_queries_and_updates() {
     let srv = TestServer::start().await;
     let c = srv.client();
-    create(&c, "CanS", Some(ScalarAttributeType::S)).await;
-    create(&c, "CanB", Some(ScalarAttributeType::B)).await;
+    create_table(&c, "CanS", Some(ScalarAttributeType::S)).await;
+    create_table(&c, "CanB", Some(ScalarAttributeType::B)).await;
     let mut markers: Vec<Vec<u8>> = Vec::new();
     let pk = marker();
     markers.push(pk.clone().into_bytes());

@@ -8,6 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use aws_sdk_dynamodb::Client;
 use sealdb::app::{self, Running};
 use sealdb::config::Config;
@@ -278,4 +282,45 @@ impl ChildServer {
             data_dir: data_dir.to_path_buf(),
         }
     }
+}
+
+/// CreateTable (on-demand) with partition key `pk` (S) and, when given, sort key `sk`.
+pub fn table_request(
+    c: &Client,
+    name: &str,
+    sort: Option<ScalarAttributeType>,
+) -> CreateTableFluentBuilder {
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let mut b = c
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .attribute_definitions(attr("pk", ScalarAttributeType::S));
+    if let Some(t) = sort {
+        b = b
+            .key_schema(key("sk", KeyType::Range))
+            .attribute_definitions(attr("sk", t));
+    }
+    b
+}
+
+pub async fn create_table(c: &Client, name: &str, sort: Option<ScalarAttributeType>) {
+    table_request(c, name, sort)
+        .send()
+        .await
+        .expect("create table");
 }

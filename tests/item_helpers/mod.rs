@@ -4,51 +4,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, Put,
-    PutRequest, ScalarAttributeType, TransactWriteItem, WriteRequest,
+    AttributeValue as Av, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 pub type Item = HashMap<String, Av>;
-
-pub async fn create(c: &Client, name: &str, range: Option<ScalarAttributeType>) {
-    let mut b = c
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        );
-    if let Some(t) = range {
-        b = b
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("sk")
-                    .attribute_type(t)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    b.send().await.expect("create table");
-}
 
 pub fn s(v: &str) -> Av {
     Av::S(v.to_string())
