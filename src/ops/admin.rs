@@ -20,7 +20,8 @@ use crate::protocol::AdminOp;
 /// IAM quota: 2,048 characters for a user's inline policy, white space not counted.
 pub const MAX_USER_POLICY_CHARS: usize = 2048;
 
-#[derive(Debug, Deserialize, Default)]
+/// No `Debug`: it may carry an imported secret access key.
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AdminInput {
     pub user_name: Option<String>,
