@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::audit::Audit;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::crypto::keyring::CachePolicy;
 use crate::http::server::{self, ServerError};
 use crate::kms::audited::Audited;
 use crate::kms::aws::{AwsKms, AwsKmsSettings, NEEDS_DEFAULT_KEY};
@@ -55,16 +56,18 @@ pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
         .map_err(|e| AppError::DataDir(data_dir.clone(), e))?;
     let audit = Audit::open(&config.audit_log_path()).map_err(AppError::Audit)?;
     let store: Arc<dyn Store> = Arc::new(RocksStore::open(&data_dir.join("db"))?);
+    let mut local_kms = None;
     let (provider, fallback_default): (Arc<dyn KmsProvider>, Option<&str>) =
         match config.kms.provider.as_str() {
-            "local" => (
-                Arc::new(LocalKms::open(
+            "local" => {
+                let local = Arc::new(LocalKms::open(
                     &data_dir,
                     &config.account_id,
                     &config.region,
-                )?),
-                Some(DEFAULT_ALIAS),
-            ),
+                )?);
+                local_kms = Some(local.clone());
+                (local, Some(DEFAULT_ALIAS))
+            }
             "aws" => {
                 // The catalog's system key is wrapped under the default key, and with a
                 // customer-managed KMS sealdb creates no key of its own.
@@ -96,7 +99,11 @@ pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
         &config.region,
     )
     .await?;
-    let key_ttl = Duration::from_secs(config.kms.key_cache_ttl_secs.max(1));
+    let ttl = Duration::from_secs(config.kms.key_cache_ttl_secs.max(1));
+    let key_cache = CachePolicy {
+        ttl,
+        max_stale: Duration::from_secs(config.kms.max_stale_secs).max(ttl),
+    };
     Ok(Arc::new(Services {
         config,
         store,
@@ -104,8 +111,35 @@ pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
         default_kms_key,
         catalog,
         audit,
-        key_ttl,
+        key_cache,
+        local_kms,
     }))
+}
+
+/// Renews every table's cached keys at half their TTL, so requests never wait on the KMS,
+/// and re-checks the KMS key of every table (a revoked key makes its table inaccessible
+/// within the TTL; an enabled one brings it back). Runs until the services are dropped.
+pub fn spawn_key_refresher(svc: &Arc<Services>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(svc);
+    let ttl = svc.key_cache.ttl;
+    let probe = Duration::from_secs(svc.config.kms.probe_interval_secs.max(1));
+    let tick = (ttl / 4).min(probe).max(Duration::from_millis(250));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(tick).await;
+            let Some(svc) = weak.upgrade() else { return };
+            for entry in svc.catalog.tables() {
+                let due = entry.keys.inaccessible_since().is_some()
+                    || entry.keys.age().is_none_or(|age| age >= ttl / 2);
+                if due {
+                    let _ = entry
+                        .keys
+                        .reload(svc.kms.as_ref(), &entry.def.keys, &entry.def.keyspace)
+                        .await;
+                }
+            }
+        }
+    })
 }
 
 /// On first start: the `dev` user with the dev-admin policy and an access key, written to
@@ -170,6 +204,7 @@ pub struct Running {
     pub dev_credentials: Option<PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     join: tokio::task::JoinHandle<Result<(), ServerError>>,
+    refresher: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -182,6 +217,7 @@ impl Running {
         let r = (&mut self.join)
             .await
             .map_err(|e| AppError::Bootstrap(format!("server task: {e}")))?;
+        self.refresher.abort();
         self.services.audit.close();
         r.map_err(AppError::from)
     }
@@ -215,6 +251,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     };
     let services = open_services(config).await?;
     let dev_credentials = bootstrap_dev_principal(&services).await?;
+    let refresher = spawn_key_refresher(&services);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(ServerError::Io)?;
@@ -232,6 +269,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         services,
         dev_credentials,
         shutdown: Some(tx),
+        refresher,
         join,
     })
 }

@@ -262,6 +262,14 @@ impl Catalog {
         self.tables.read().ok()?.get(name).cloned()
     }
 
+    /// Every live table (background work: key refresh).
+    pub fn tables(&self) -> Vec<Arc<TableEntry>> {
+        self.tables
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn table_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .tables

@@ -140,10 +140,24 @@ pub async fn unwrap_table_keys(
     })
 }
 
-/// The per-table cache slot: the plaintext children and when they were fetched.
+/// How long cached plaintext keys serve.
+#[derive(Debug, Clone, Copy)]
+pub struct CachePolicy {
+    /// Normal lifetime; the background refresher renews keys at half of it, so requests do
+    /// not wait on the KMS.
+    pub ttl: Duration,
+    /// During a KMS outage (not a revocation) cached keys keep serving up to this age.
+    pub max_stale: Duration,
+}
+
+/// The per-table cache slot: the plaintext children, when they were fetched, and whether the
+/// table's KMS key was found revoked.
 pub struct KeySlot {
     cached: RwLock<Option<(Arc<TableKeys>, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
+    /// Epoch seconds since which the KMS key has been unusable (disabled, pending deletion,
+    /// missing, access denied); `None` while accessible.
+    inaccessible_since: RwLock<Option<f64>>,
 }
 
 impl Default for KeySlot {
@@ -151,49 +165,113 @@ impl Default for KeySlot {
         KeySlot {
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            inaccessible_since: RwLock::new(None),
         }
     }
 }
 
 impl KeySlot {
     pub fn with_keys(keys: TableKeys) -> KeySlot {
-        KeySlot {
-            cached: RwLock::new(Some((Arc::new(keys), Instant::now()))),
-            refresh: tokio::sync::Mutex::new(()),
+        let slot = KeySlot::default();
+        slot.store(Arc::new(keys));
+        slot
+    }
+
+    fn store(&self, keys: Arc<TableKeys>) {
+        if let Ok(mut guard) = self.cached.write() {
+            *guard = Some((keys, Instant::now()));
         }
     }
 
-    fn fresh(&self, ttl: Duration) -> Option<Arc<TableKeys>> {
+    fn cached_within(&self, age: Duration) -> Option<Arc<TableKeys>> {
         let guard = self.cached.read().ok()?;
         match guard.as_ref() {
-            Some((keys, at)) if at.elapsed() < ttl => Some(keys.clone()),
+            Some((keys, at)) if at.elapsed() < age => Some(keys.clone()),
             _ => None,
         }
     }
 
-    /// The cached keys when fresh; otherwise one KMS round trip (concurrent callers share it).
+    /// Age of the cached keys, if any.
+    pub fn age(&self) -> Option<Duration> {
+        let guard = self.cached.read().ok()?;
+        guard.as_ref().map(|(_, at)| at.elapsed())
+    }
+
+    pub fn inaccessible_since(&self) -> Option<f64> {
+        self.inaccessible_since.read().ok().and_then(|g| *g)
+    }
+
+    /// The keys for a request: from the cache while fresh, else one KMS round trip
+    /// (concurrent callers share it). A revoked key fails fast without calling the KMS; the
+    /// background refresher notices when it comes back.
     pub async fn get(
         &self,
         kms: &dyn KmsProvider,
         wrapped: &WrappedTableKeys,
         keyspace: &Keyspace,
-        ttl: Duration,
+        policy: CachePolicy,
     ) -> Result<Arc<TableKeys>, KeyringError> {
-        if let Some(k) = self.fresh(ttl) {
+        if let Some(k) = self.cached_within(policy.ttl) {
             return Ok(k);
+        }
+        if self.inaccessible_since().is_some() {
+            return Err(KeyringError::Kms(KmsError::Disabled(
+                "the table's KMS key is inaccessible".into(),
+            )));
         }
         let _one = self.refresh.lock().await;
-        if let Some(k) = self.fresh(ttl) {
+        if let Some(k) = self.cached_within(policy.ttl) {
             return Ok(k);
         }
-        let keys = Arc::new(unwrap_table_keys(kms, wrapped, keyspace).await?);
-        if let Ok(mut guard) = self.cached.write() {
-            *guard = Some((keys.clone(), Instant::now()));
+        match self.reload_locked(kms, wrapped, keyspace).await {
+            Err(KeyringError::Kms(e)) if !e.is_revocation() => self
+                .cached_within(policy.max_stale)
+                .ok_or(KeyringError::Kms(e)),
+            other => other,
         }
-        Ok(keys)
     }
 
-    /// Drops the cached plaintext (revocation, table deletion).
+    /// Re-reads the table key from the KMS (background refresh, and `get` on a stale cache).
+    /// A revocation zeroizes the cached keys and marks the table inaccessible; an outage
+    /// leaves the cache as it is.
+    pub async fn reload(
+        &self,
+        kms: &dyn KmsProvider,
+        wrapped: &WrappedTableKeys,
+        keyspace: &Keyspace,
+    ) -> Result<Arc<TableKeys>, KeyringError> {
+        let _one = self.refresh.lock().await;
+        self.reload_locked(kms, wrapped, keyspace).await
+    }
+
+    async fn reload_locked(
+        &self,
+        kms: &dyn KmsProvider,
+        wrapped: &WrappedTableKeys,
+        keyspace: &Keyspace,
+    ) -> Result<Arc<TableKeys>, KeyringError> {
+        match unwrap_table_keys(kms, wrapped, keyspace).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                self.store(keys.clone());
+                if let Ok(mut g) = self.inaccessible_since.write() {
+                    *g = None;
+                }
+                Ok(keys)
+            }
+            Err(KeyringError::Kms(e)) if e.is_revocation() => {
+                self.forget();
+                if let Ok(mut g) = self.inaccessible_since.write() {
+                    g.get_or_insert_with(crate::util::epoch_seconds_f64);
+                }
+                Err(KeyringError::Kms(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops the cached plaintext (revocation, table deletion); zeroized once the last
+    /// in-flight request holding it finishes.
     pub fn forget(&self) {
         if let Ok(mut guard) = self.cached.write() {
             *guard = None;

@@ -13,13 +13,12 @@ pub mod transact;
 pub mod update;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::audit::Audit;
 use crate::catalog::tables::TableEntry;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::crypto::keyring::TableKeys;
+use crate::crypto::keyring::{CachePolicy, TableKeys};
 use crate::error::ApiError;
 use crate::kms::KmsProvider;
 use crate::storage::Store;
@@ -34,7 +33,9 @@ pub struct Services {
     pub default_kms_key: String,
     pub catalog: Catalog,
     pub audit: Audit,
-    pub key_ttl: Duration,
+    pub key_cache: CachePolicy,
+    /// The in-process KMS, when that is the provider (operator commands, drills, tests).
+    pub local_kms: Option<Arc<crate::kms::local::LocalKms>>,
 }
 
 impl Services {
@@ -53,7 +54,7 @@ impl Services {
                 self.kms.as_ref(),
                 &entry.def.keys,
                 &entry.def.keyspace,
-                self.key_ttl,
+                self.key_cache,
             )
             .await?)
     }

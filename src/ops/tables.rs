@@ -277,7 +277,18 @@ pub async fn describe_table(svc: &Services, input: TableNameInput) -> Result<Val
             "Requested resource not found: Table: {name} not found"
         ))
     })?;
-    Ok(json!({ "Table": describe(svc, &entry.def, entry.stats.snapshot(), "ACTIVE") }))
+    let mut table = describe(svc, &entry.def, entry.stats.snapshot(), "ACTIVE");
+    if let Some(since) = entry.keys.inaccessible_since() {
+        // DynamoDB's state for a table whose KMS key is disabled or scheduled for deletion.
+        table["TableStatus"] = json!("INACCESSIBLE_ENCRYPTION_CREDENTIALS");
+        table["SSEDescription"] = json!({
+            "Status": "ENABLED",
+            "SSEType": "KMS",
+            "KMSMasterKeyArn": entry.def.keys.kms_key_arn,
+            "InaccessibleEncryptionDateTime": since,
+        });
+    }
+    Ok(json!({ "Table": table }))
 }
 
 pub async fn list_tables(svc: &Services, input: ListTablesInput) -> Result<Value, ApiError> {

@@ -69,9 +69,17 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
-        let running = app::start(test_config(dir.path()))
-            .await
-            .expect("server starts");
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts with the test configuration adjusted by `adjust`.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let running = app::start(config).await.expect("server starts");
         let creds = running
             .dev_credentials
             .clone()
