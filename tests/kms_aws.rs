@@ -706,3 +706,125 @@ async fn aws_provider_without_a_default_key_refuses_to_start() {
     assert!(err.contains("SEALDB_KMS_DEFAULT_KEY"), "{err}");
     assert!(err.contains("default_key"), "{err}");
 }
+
+/// kms-mock as a child on a fixed address with a state file, so it can be stopped and
+/// brought back as the same KMS.
+fn spawn_kms_mock_at(bin: &Path, addr: &str, state: &Path) -> std::process::Child {
+    let mut child = Command::new(bin)
+        .args(["--listen", addr, "--state-file"])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kms-mock");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("kms-mock's first line");
+    assert!(line.starts_with("kms-mock listening on "), "{line:?}");
+    child
+}
+
+#[tokio::test]
+async fn a_kms_outage_serves_from_cache_then_fails_retryably_and_recovers() {
+    let bin = kms_mock_binary().expect("kms-mock is built next to sealdb (make test builds it)");
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let state = state_dir.path().join("kms.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let endpoint = format!("http://{addr}");
+    let mut kms_child = spawn_kms_mock_at(&bin, &addr, &state);
+    let kms = provider(&endpoint).await;
+    create_key(&kms, Some("alias/sealdb-outage")).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = sealdb_env(&endpoint, "alias/sealdb-outage");
+    env.extend([
+        ("SEALDB_KMS_KEY_CACHE_TTL_SECS", "2"),
+        ("SEALDB_KMS_PROBE_INTERVAL_SECS", "1"),
+        ("SEALDB_KMS_MAX_STALE_SECS", "6"),
+    ]);
+    let server = ChildServer::start_with_env(dir.path(), &env, CLEARED_ENV);
+    let db = server.client();
+    create_table_on_key(&db, "steady", None).await;
+    put_get(&db, "steady", "k", "v").await;
+    let read = |db: aws_sdk_dynamodb::Client| async move {
+        db.get_item()
+            .table_name("steady")
+            .key("pk", Av::S("k".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| code(&e))
+    };
+    let status = |db: aws_sdk_dynamodb::Client| async move {
+        db.describe_table()
+            .table_name("steady")
+            .send()
+            .await
+            .unwrap()
+            .table()
+            .unwrap()
+            .table_status()
+            .unwrap()
+            .as_str()
+            .to_string()
+    };
+
+    // The KMS process stops: cached keys keep serving (for up to max_stale).
+    let _ = kms_child.kill();
+    let _ = kms_child.wait();
+    let stopped = std::time::Instant::now();
+    assert_eq!(
+        read(db.clone()).await,
+        Ok(()),
+        "served from cache right after the outage began"
+    );
+    // Then reads fail with a retryable error, and the table is never marked inaccessible.
+    let mut failed = None;
+    while stopped.elapsed() < std::time::Duration::from_secs(20) {
+        match read(db.clone()).await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            Err(code) => {
+                failed = Some(code);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        failed.as_deref(),
+        Some("ServiceUnavailable"),
+        "after max_stale the error is retryable"
+    );
+    assert!(
+        stopped.elapsed() >= std::time::Duration::from_secs(3),
+        "cache served for a while: {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        status(db.clone()).await,
+        "ACTIVE",
+        "an outage is not a revocation"
+    );
+
+    // The KMS comes back: the table recovers by itself.
+    let mut kms_child = spawn_kms_mock_at(&bin, &addr, &state);
+    let back = std::time::Instant::now();
+    let mut ok = false;
+    while back.elapsed() < std::time::Duration::from_secs(20) {
+        if read(db.clone()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ok, "reads recover once the KMS is back");
+    assert_eq!(status(db.clone()).await, "ACTIVE");
+    server.terminate();
+    let _ = kms_child.kill();
+    let _ = kms_child.wait();
+}
