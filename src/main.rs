@@ -223,6 +223,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Key hygiene: a crash must not write the process's memory (plaintext table keys) to disk.
+    if let Err(e) = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0) {
+        tracing::warn!(error = %e, "could not disable core dumps");
+    }
     let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(l) = args.listen {
         config.listen = l;

@@ -271,3 +271,17 @@ async fn serves_https_with_the_given_certificate() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     running.stop().await.unwrap();
 }
+
+#[test]
+fn the_server_runs_without_core_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(dir.path());
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core limit line");
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
+    server.terminate();
+}
