@@ -751,3 +751,17 @@ async fn a_table_that_names_its_key_reports_it() {
     assert_eq!(code(&err), "ValidationException");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_limits_and_endpoints() {
+    let srv = TestServer::start().await;
+    let c = srv.client();
+    let l = c.describe_limits().send().await.unwrap();
+    assert_eq!(l.table_max_read_capacity_units(), Some(40000));
+    assert_eq!(l.account_max_write_capacity_units(), Some(80000));
+    let e = c.describe_endpoints().send().await.unwrap();
+    let ep = &e.endpoints()[0];
+    assert_eq!(ep.address(), srv.endpoint.trim_start_matches("http://"));
+    assert_eq!(ep.cache_period_in_minutes(), 1440);
+    srv.stop().await;
+}

@@ -195,7 +195,12 @@ async fn route(
     };
 
     // 4-6. Typed input, authorization, operation.
-    let out = dispatch(svc, &mut authz, op, &body).await?;
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let out = dispatch(svc, &mut authz, op, &body, host).await?;
     Ok(Routed::Json(out))
 }
 
@@ -265,6 +270,7 @@ async fn dispatch(
     authz: &mut Authorizer<'_>,
     op: Operation,
     body: &[u8],
+    host: &str,
 ) -> Result<Value, ApiError> {
     use crate::iam::targets::targets_for as t;
     use crate::protocol::input::*;
@@ -338,6 +344,15 @@ async fn dispatch(
             let i: TransactWriteItemsInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
             ops::transact::transact_write_items(svc, i, body).await
+        }
+        Operation::DescribeLimits => {
+            // IAM: DescribeLimits has no resource type; it is authorized on "*".
+            authz.check(&[Target::new("dynamodb:DescribeLimits", "*")])?;
+            Ok(ops::tables::describe_limits())
+        }
+        Operation::DescribeEndpoints => {
+            authz.check(&[Target::new("dynamodb:DescribeEndpoints", "*")])?;
+            Ok(ops::tables::describe_endpoints(host))
         }
         Operation::NotImplemented(name) => Err(ApiError::NotImplemented(format!(
             "sealdb does not implement the operation {name} yet"

@@ -397,3 +397,20 @@ fn uuid_v4() -> Result<String, ApiError> {
         &h[20..32]
     ))
 }
+
+/// DynamoDB's default account and table throughput quotas (accepted and reported; sealdb does
+/// not throttle).
+pub fn describe_limits() -> Value {
+    json!({
+        "AccountMaxReadCapacityUnits": 80000,
+        "AccountMaxWriteCapacityUnits": 80000,
+        "TableMaxReadCapacityUnits": 40000,
+        "TableMaxWriteCapacityUnits": 40000,
+    })
+}
+
+/// The server's own address (the Host the client used), since SDKs with endpoint discovery
+/// send their next requests there. DynamoDB: cache period 1440 minutes.
+pub fn describe_endpoints(host: &str) -> Value {
+    json!({ "Endpoints": [{ "Address": host, "CachePeriodInMinutes": 1440 }] })
+}
