@@ -23,6 +23,15 @@ impl ScalarType {
         }
     }
 
+    /// Whether a value has this key type.
+    pub fn matches(&self, v: &crate::protocol::attr::AttributeValue) -> bool {
+        use crate::protocol::attr::AttributeValue as A;
+        matches!(
+            (v, self),
+            (A::S(_), ScalarType::S) | (A::N(_), ScalarType::N) | (A::B(_), ScalarType::B)
+        )
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ScalarType::S => "S",

@@ -1,19 +1,10 @@
 //! Primary keys: extracting and validating them from items and `Key` maps, with DynamoDB's
 //! rules and messages.
 
-use crate::catalog::tables::{KeyAttr, ScalarType, TableDef};
+use crate::catalog::tables::{KeyAttr, TableDef};
 use crate::error::ApiError;
 use crate::items::ItemKey;
 use crate::protocol::attr::{AttributeValue, Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
-
-fn type_matches(v: &AttributeValue, ty: ScalarType) -> bool {
-    matches!(
-        (v, ty),
-        (AttributeValue::S(_), ScalarType::S)
-            | (AttributeValue::N(_), ScalarType::N)
-            | (AttributeValue::B(_), ScalarType::B)
-    )
-}
 
 fn check_key_value(attr: &KeyAttr, v: &AttributeValue, is_hash: bool) -> Result<(), ApiError> {
     match v {
@@ -55,7 +46,7 @@ pub fn key_from_item(def: &TableDef, item: &Item) -> Result<ItemKey, ApiError> {
                 attr.name
             ))
         })?;
-        if !type_matches(v, attr.ty) {
+        if !attr.ty.matches(v) {
             return Err(ApiError::validation(format!(
                 "One or more parameter values were invalid: Type mismatch for key {} expected: {} actual: {}",
                 attr.name,
@@ -83,7 +74,7 @@ pub fn key_from_map(def: &TableDef, key: &Item) -> Result<ItemKey, ApiError> {
     }
     let get = |attr: &KeyAttr, is_hash: bool| -> Result<AttributeValue, ApiError> {
         let v = key.get(&attr.name).ok_or_else(mismatch)?;
-        if !type_matches(v, attr.ty) {
+        if !attr.ty.matches(v) {
             return Err(mismatch());
         }
         check_key_value(attr, v, is_hash)?;

@@ -181,15 +181,6 @@ fn starting_key(def: &TableDef, esk: &Item) -> Result<ItemKey, ApiError> {
     })
 }
 
-fn type_matches(v: &AttributeValue, ty: ScalarType) -> bool {
-    matches!(
-        (v, ty),
-        (AttributeValue::S(_), ScalarType::S)
-            | (AttributeValue::N(_), ScalarType::N)
-            | (AttributeValue::B(_), ScalarType::B)
-    )
-}
-
 /// Key condition values against the schema's types.
 fn check_key_types(def: &TableDef, kc: &KeyCondition) -> Result<(), ApiError> {
     let mismatch = || {
@@ -197,7 +188,7 @@ fn check_key_types(def: &TableDef, kc: &KeyCondition) -> Result<(), ApiError> {
             "One or more parameter values were invalid: Condition parameter type does not match schema type",
         )
     };
-    if !type_matches(&kc.partition.1, def.key_schema.hash.ty) {
+    if !def.key_schema.hash.ty.matches(&kc.partition.1) {
         return Err(mismatch());
     }
     if let (Some((_, sc)), Some(r)) = (&kc.sort, &def.key_schema.range) {
@@ -206,7 +197,7 @@ fn check_key_types(def: &TableDef, kc: &KeyCondition) -> Result<(), ApiError> {
                 "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
             ));
         }
-        if sc.values().iter().any(|v| !type_matches(v, r.ty)) {
+        if sc.values().iter().any(|v| !r.ty.matches(v)) {
             return Err(mismatch());
         }
         if let SortCondition::Between(lo, hi) = sc {
