@@ -111,6 +111,25 @@ struct Collector {
 }
 
 impl Collector {
+    fn new(
+        select: Select,
+        projection: Option<Projection>,
+        filter: Option<Condition>,
+        limit: usize,
+    ) -> Collector {
+        Collector {
+            select,
+            projection,
+            filter,
+            limit,
+            items: Vec::new(),
+            count: 0,
+            scanned: 0,
+            bytes: 0,
+            last: None,
+        }
+    }
+
     /// Takes one evaluated item; true when the page is full (Limit or 1 MB).
     fn offer(&mut self, def: &TableDef, item: Item) -> Result<bool, ApiError> {
         self.scanned = self.scanned.saturating_add(1);
@@ -318,17 +337,7 @@ pub async fn query(svc: &Arc<Services>, input: QueryInput) -> Result<Value, ApiE
         None => None,
     };
     let consistent = input.consistent_read.unwrap_or(false);
-    let collector = Collector {
-        select: sel,
-        projection: proj,
-        filter,
-        limit,
-        items: Vec::new(),
-        count: 0,
-        scanned: 0,
-        bytes: 0,
-        last: None,
-    };
+    let collector = Collector::new(sel, proj, filter, limit);
     let forward = input.scan_index_forward.unwrap_or(true);
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
@@ -548,17 +557,7 @@ pub async fn scan(svc: &Arc<Services>, input: ScanInput) -> Result<Value, ApiErr
         None => None,
     };
     let consistent = input.consistent_read.unwrap_or(false);
-    let collector = Collector {
-        select: sel,
-        projection: proj,
-        filter,
-        limit,
-        items: Vec::new(),
-        count: 0,
-        scanned: 0,
-        bytes: 0,
-        last: None,
-    };
+    let collector = Collector::new(sel, proj, filter, limit);
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
     let e2 = entry.clone();
