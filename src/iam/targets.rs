@@ -165,24 +165,44 @@ impl Targets for UpdateItemInput {
     }
 }
 
+/// Query and Scan: the table or index ARN, `dynamodb:Select`, and `dynamodb:Attributes` when
+/// the request projects.
+fn read_target(
+    svc: &Services,
+    action: &str,
+    table: &Option<String>,
+    index: &Option<String>,
+    select: &Option<String>,
+    projection: Option<Vec<String>>,
+) -> Result<Target, ApiError> {
+    let mut t = table_target(svc, action, table)?;
+    if let Some(index) = index {
+        t.resource = format!("{}/index/{index}", t.resource);
+    }
+    t = t.with(
+        "dynamodb:Select",
+        select_value(select, projection.is_some()),
+    );
+    if let Some(p) = &projection {
+        t = t.with("dynamodb:Attributes", attributes(p.iter()));
+    }
+    Ok(t)
+}
+
 impl Targets for QueryInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
-        let mut t = table_target(svc, "Query", &self.table_name)?;
-        if let Some(index) = &self.index_name {
-            t.resource = format!("{}/index/{index}", t.resource);
-        }
-        let proj = projected(
-            &self.projection_expression,
-            &self.attributes_to_get,
-            &self.expression_attribute_names,
+        let mut t = read_target(
+            svc,
+            "Query",
+            &self.table_name,
+            &self.index_name,
+            &self.select,
+            projected(
+                &self.projection_expression,
+                &self.attributes_to_get,
+                &self.expression_attribute_names,
+            )?,
         )?;
-        t = t.with(
-            "dynamodb:Select",
-            select_value(&self.select, proj.is_some()),
-        );
-        if let Some(p) = &proj {
-            t = t.with("dynamodb:Attributes", attributes(p.iter()));
-        }
         let entry = self
             .table_name
             .as_deref()
@@ -219,24 +239,18 @@ impl Targets for QueryInput {
 
 impl Targets for ScanInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
-        let mut t = table_target(svc, "Scan", &self.table_name)?;
-        if let Some(index) = &self.index_name {
-            t.resource = format!("{}/index/{index}", t.resource);
-        }
-        let proj = projected(
-            &self.projection_expression,
-            &self.attributes_to_get,
-            &self.expression_attribute_names,
-        )?;
-        t = t.with("dynamodb:Select", select_value(&None, proj.is_some()));
-        if let Some(sel) = &self.select {
-            t.keys.retain(|(k, _)| k != "dynamodb:Select");
-            t = t.with("dynamodb:Select", ContextValue::Str(sel.clone()));
-        }
-        if let Some(p) = &proj {
-            t = t.with("dynamodb:Attributes", attributes(p.iter()));
-        }
-        Ok(vec![t])
+        Ok(vec![read_target(
+            svc,
+            "Scan",
+            &self.table_name,
+            &self.index_name,
+            &self.select,
+            projected(
+                &self.projection_expression,
+                &self.attributes_to_get,
+                &self.expression_attribute_names,
+            )?,
+        )?])
     }
 }
 
