@@ -204,8 +204,8 @@ impl Catalog {
                 def.name.clone(),
                 Arc::new(TableEntry {
                     def,
-                    keys: KeySlot::default(),
-                    stats,
+                    keys: Arc::new(KeySlot::default()),
+                    stats: Arc::new(stats),
                 }),
             );
         }
@@ -310,13 +310,60 @@ impl Catalog {
         .await?;
         let entry = Arc::new(TableEntry {
             def,
-            keys: KeySlot::with_keys(keys),
-            stats: TableStats::default(),
+            keys: Arc::new(KeySlot::with_keys(keys)),
+            stats: Arc::new(TableStats::default()),
         });
         if let Ok(mut t) = self.tables.write() {
             t.insert(entry.def.name.clone(), entry.clone());
         }
         Ok(entry)
+    }
+
+    /// Changes a table's stored definition: `change` edits a copy of the current definition
+    /// (returning an error leaves everything as it was); the sealed record is rewritten and the
+    /// live entry replaced by one sharing the same key slot and statistics. Serialized with
+    /// every other catalog mutation. Requests already holding the old entry finish with it.
+    pub async fn update_table<T, E: From<CatalogError>>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TableDef) -> Result<T, E>,
+    ) -> Result<(Arc<TableEntry>, T), E> {
+        let _guard = self.mutate.lock().await;
+        let current = self
+            .table(name)
+            .ok_or_else(|| CatalogError::TableNotFound(name.to_string()))?;
+        let mut def = current.def.clone();
+        let out = change(&mut def)?;
+        // The keyspace names the record and binds the keys: it never changes.
+        if def.keyspace != current.def.keyspace || def.name != current.def.name {
+            return Err(
+                CatalogError::Invalid("a table's name and keyspace cannot change".into()).into(),
+            );
+        }
+        let key = prefixed(TABLE_PREFIX, &def.keyspace);
+        let sealed = self.seal(&key, &def)?;
+        let s = self.store.clone();
+        blocking(move || {
+            s.commit(
+                &[],
+                &[Write::Put {
+                    space: Space::Meta,
+                    key,
+                    value: sealed,
+                }],
+            )?;
+            Ok(())
+        })
+        .await?;
+        let entry = Arc::new(TableEntry {
+            def,
+            keys: current.keys.clone(),
+            stats: current.stats.clone(),
+        });
+        if let Ok(mut t) = self.tables.write() {
+            t.insert(entry.def.name.clone(), entry.clone());
+        }
+        Ok((entry, out))
     }
 
     /// Destroys a table: its record (and with it the only copy of its wrapped keys: a

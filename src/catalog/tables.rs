@@ -80,6 +80,12 @@ pub struct TableDef {
     pub deletion_protection: bool,
     #[serde(default = "default_table_class")]
     pub table_class: String,
+    /// TagResource / CreateTable Tags (key -> value).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// UpdateTimeToLive: the attribute holding the expiry epoch seconds, when TTL is enabled.
+    #[serde(default)]
+    pub ttl_attribute: Option<String>,
 }
 
 fn default_table_class() -> String {
@@ -123,11 +129,13 @@ impl TableStats {
     }
 }
 
-/// A live table: its definition, its key cache slot and its statistics.
+/// A live table: its definition, its key cache slot and its statistics. The slot and the
+/// statistics are shared with the entry that replaces this one when the definition changes
+/// (`Catalog::update_table`), so a cached key or a count is never lost by an UpdateTable.
 pub struct TableEntry {
     pub def: TableDef,
-    pub keys: KeySlot,
-    pub stats: TableStats,
+    pub keys: std::sync::Arc<KeySlot>,
+    pub stats: std::sync::Arc<TableStats>,
 }
 
 impl TableDef {

@@ -265,6 +265,8 @@ pub async fn create_table(svc: &Services, input: CreateTableInput) -> Result<Val
             .table_class
             .clone()
             .unwrap_or_else(|| "STANDARD".into()),
+        tags: Default::default(),
+        ttl_attribute: None,
     };
     let entry = svc.catalog.create_table(def, keys).await?;
     Ok(json!({ "TableDescription": describe(svc, &entry.def, entry.stats.snapshot(), "ACTIVE") }))
