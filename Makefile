@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/sealdb
 ARGS ?=
 
-.PHONY: deps pyenv build run test fmt-check clippy unit bench fmt
+.PHONY: deps pyenv build run test fmt-check clippy unit bench fmt fuzz
 
 deps:
 	@scripts/ensure-deps.sh
@@ -40,3 +40,9 @@ bench: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## cargo-fuzz (libFuzzer) over every decoder of network input; not part of `make test`.
+## FUZZ_SECS per target (default 60). Uses its own target dir (~/.cache/sealdb/fuzz-target).
+FUZZ_SECS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECS)

@@ -18,6 +18,7 @@ use crate::kms::KmsProvider;
 use crate::ops::admin::{self, AdminInput};
 use crate::ops::Services;
 use crate::protocol::AdminOp;
+#[cfg(feature = "rocksdb")]
 use crate::storage::RocksStore;
 use crate::storage::Store;
 
@@ -55,7 +56,13 @@ pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
     crate::util::create_private_dir(&data_dir)
         .map_err(|e| AppError::DataDir(data_dir.clone(), e))?;
     let audit = Audit::open(&config.audit_log_path()).map_err(AppError::Audit)?;
+    #[cfg(feature = "rocksdb")]
     let store: Arc<dyn Store> = Arc::new(RocksStore::open(&data_dir.join("db"))?);
+    // A server without a durable store would lose acknowledged writes: refuse to start.
+    #[cfg(not(feature = "rocksdb"))]
+    let store: Arc<dyn Store> = Err(AppError::Config(
+        "this build has no storage engine (built without the `rocksdb` feature)".into(),
+    ))?;
     let mut local_kms = None;
     let (provider, fallback_default): (Arc<dyn KmsProvider>, Option<&str>) =
         match config.kms.provider.as_str() {
@@ -205,6 +212,7 @@ pub struct Running {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     join: tokio::task::JoinHandle<Result<(), ServerError>>,
     refresher: tokio::task::JoinHandle<()>,
+    ttl_sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -218,6 +226,7 @@ impl Running {
             .await
             .map_err(|e| AppError::Bootstrap(format!("server task: {e}")))?;
         self.refresher.abort();
+        self.ttl_sweeper.abort();
         self.services.audit.close();
         r.map_err(AppError::from)
     }
@@ -252,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let services = open_services(config).await?;
     let dev_credentials = bootstrap_dev_principal(&services).await?;
     let refresher = spawn_key_refresher(&services);
+    let ttl_sweeper = crate::ops::ttl::spawn_sweeper(&services);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(ServerError::Io)?;
@@ -270,6 +280,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         dev_credentials,
         shutdown: Some(tx),
         refresher,
+        ttl_sweeper,
         join,
     })
 }

@@ -46,6 +46,26 @@ pub struct Config {
     /// JSON-lines audit log; default `DATA_DIR/audit.log`.
     pub audit_log: Option<PathBuf>,
     pub kms: KmsConfig,
+    pub ttl: TtlConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtlConfig {
+    /// How often the time-to-live sweeper looks for expired items (milliseconds).
+    pub sweep_interval_ms: u64,
+}
+
+/// Default TTL sweep period: 30 s (DynamoDB only promises deletion within days; tests set
+/// a few hundred milliseconds).
+pub const DEFAULT_TTL_SWEEP_INTERVAL_MS: u64 = 30_000;
+
+impl Default for TtlConfig {
+    fn default() -> Self {
+        TtlConfig {
+            sweep_interval_ms: DEFAULT_TTL_SWEEP_INTERVAL_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +98,7 @@ impl Default for Config {
             max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
             audit_log: None,
             kms: KmsConfig::default(),
+            ttl: TtlConfig::default(),
         }
     }
 }
@@ -182,6 +203,9 @@ impl Config {
         if let Some(v) = get("SEALDB_KMS_MAX_STALE_SECS") {
             self.kms.max_stale_secs = num("SEALDB_KMS_MAX_STALE_SECS", v)?;
         }
+        if let Some(v) = get("SEALDB_TTL_SWEEP_INTERVAL_MS") {
+            self.ttl.sweep_interval_ms = num("SEALDB_TTL_SWEEP_INTERVAL_MS", v)?;
+        }
         Ok(())
     }
 
@@ -220,6 +244,17 @@ mod tests {
         assert_eq!(cfg.region, "ap-south-1");
         assert_eq!(cfg.kms.key_cache_ttl_secs, 1);
         assert_eq!(cfg.listen, "127.0.0.1:9");
+    }
+
+    #[test]
+    fn ttl_sweep_interval_from_file_and_environment() {
+        assert_eq!(Config::default().ttl.sweep_interval_ms, 30_000);
+        let mut cfg: Config = toml::from_str("[ttl]\nsweep_interval_ms = 500\n").unwrap();
+        assert_eq!(cfg.ttl.sweep_interval_ms, 500);
+        cfg.apply_env(|k| (k == "SEALDB_TTL_SWEEP_INTERVAL_MS").then(|| "200".to_string()))
+            .unwrap();
+        assert_eq!(cfg.ttl.sweep_interval_ms, 200);
+        assert!(toml::from_str::<Config>("[ttl]\nsweep_every = 1\n").is_err());
     }
 
     #[test]

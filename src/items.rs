@@ -256,7 +256,161 @@ impl PageCrypto for IndexPages<'_> {
     }
 }
 
+/// The sealed row kinds of a table's keyspace and how each is bound (label, index byte):
+/// items (and secondary-index entries, index bytes 1..N) in `Space::Items`, sort-index pages
+/// in `Space::SortIndex`. Whoever adds a row kind sealed under another label adds it here, so
+/// that re-encryption keeps covering every sealed row.
+fn row_binding<'a>(
+    space: crate::storage::Space,
+    keyspace: &'a Keyspace,
+    storage_key: &'a [u8],
+) -> Option<Binding<'a>> {
+    use crate::storage::Space;
+    let index = *storage_key.get(KEYSPACE_LEN)?;
+    if storage_key.get(..KEYSPACE_LEN)? != keyspace.as_slice() {
+        return None;
+    }
+    let label = match space {
+        Space::Items => ITEM_LABEL,
+        Space::SortIndex => PAGE_LABEL,
+        Space::Meta | Space::Jobs => return None,
+    };
+    Some(Binding {
+        label,
+        keyspace,
+        index,
+        storage_key,
+    })
+}
+
+/// The data-key generation a sealed row was written under (clear header; authenticated only
+/// when the row is opened).
+pub fn row_generation(sealed: &[u8]) -> Option<u32> {
+    envelope::peek_item_header(sealed).ok().map(|h| h.generation)
+}
+
+/// Re-seals one sealed row of the table's keyspace (any row kind, see [`row_binding`]) under
+/// the active data-key generation, keeping its write sequence (sort-index entries record it).
+/// `Ok(None)` when the row already uses the active generation. The row is opened first, so a
+/// damaged row is reported, never rewritten.
+pub fn reseal_row(
+    keys: &TableKeys,
+    space: crate::storage::Space,
+    storage_key: &[u8],
+    sealed: &[u8],
+) -> Result<Option<Vec<u8>>, ItemsError> {
+    let header = envelope::peek_item_header(sealed)?;
+    if header.generation == keys.active_generation() {
+        return Ok(None);
+    }
+    let binding = row_binding(space, &keys.keyspace, storage_key).ok_or(ItemsError::Integrity)?;
+    let old = keys.dek(header.generation).ok_or(ItemsError::Integrity)?;
+    let plain = envelope::open_item(old, &binding, sealed)?;
+    let (generation, dek) = keys.active().ok_or(ItemsError::NoActiveKey)?;
+    let resealed = envelope::seal_item(
+        dek,
+        ItemHeader {
+            generation,
+            write_seq: header.write_seq,
+        },
+        &binding,
+        &plain,
+    )?;
+    Ok(Some(resealed))
+}
+
 /// Approximate plaintext length of a sealed value (startup statistics).
 pub fn approx_plain_len(sealed: &[u8]) -> usize {
     sealed.len().saturating_sub(ITEM_HEADER_LEN + TAG_LEN)
+}
+
+// ---- secondary-index entries ------------------------------------------------------------
+//
+// An entry of index `i` lives at `keyspace | i | T(I, pk') | T(I, pk', sk', base key)`: the
+// partition token comes first so an index partition is contiguous (Query, Scan), the entry
+// token covers the base item's key as well so that items sharing index key values get
+// distinct entries. The token inputs start with a domain tag and the index byte, so an index
+// partition's token never equals the token of a base partition (or of another index) with the
+// same value: storage keys do not link a table's partitions to its indexes' partitions.
+
+const INDEX_TOKEN_TAG: u8 = b'I';
+
+fn index_pk_input(index: u8, pk: &AttributeValue) -> Result<Vec<u8>, ItemsError> {
+    let mut b = vec![INDEX_TOKEN_TAG, index];
+    key_token_input(pk, &mut b).map_err(|_| ItemsError::Integrity)?;
+    Ok(b)
+}
+
+/// Prefix of one index partition's entries (and of its sort-index pages).
+pub fn index_partition_prefix(
+    keys: &TableKeys,
+    index: u8,
+    pk: &AttributeValue,
+) -> Result<Vec<u8>, ItemsError> {
+    let pk_bytes = index_pk_input(index, pk)?;
+    let mut out = Vec::with_capacity(STORAGE_KEY_LEN);
+    out.extend_from_slice(&keys.keyspace);
+    out.push(index);
+    out.extend_from_slice(&partition_token(&keys.token, &pk_bytes));
+    Ok(out)
+}
+
+/// Storage key of the entry of base item `base` in index `index` under index key (pk, sk).
+pub fn index_storage_key(
+    keys: &TableKeys,
+    index: u8,
+    pk: &AttributeValue,
+    sk: Option<&AttributeValue>,
+    base: &ItemKey,
+) -> Result<Vec<u8>, ItemsError> {
+    let pk_bytes = index_pk_input(index, pk)?;
+    // Self-delimiting parts: a presence byte for the optional index sort key, then typed,
+    // length-prefixed values (the base sort key's presence is fixed by the table schema).
+    let mut rest = Vec::new();
+    match sk {
+        Some(v) => {
+            rest.push(1);
+            key_token_input(v, &mut rest).map_err(|_| ItemsError::Integrity)?;
+        }
+        None => rest.push(0),
+    }
+    key_token_input(&base.pk, &mut rest).map_err(|_| ItemsError::Integrity)?;
+    if let Some(s) = &base.sk {
+        key_token_input(s, &mut rest).map_err(|_| ItemsError::Integrity)?;
+    }
+    let mut out = Vec::with_capacity(STORAGE_KEY_LEN);
+    out.extend_from_slice(&keys.keyspace);
+    out.push(index);
+    out.extend_from_slice(&partition_token(&keys.token, &pk_bytes));
+    out.extend_from_slice(&item_token(&keys.token, &pk_bytes, Some(&rest)));
+    Ok(out)
+}
+
+/// Opens a sealed index entry (the projected item) and checks that its index key and base key
+/// re-derive the storage key it was read from.
+pub fn open_index_entry(
+    keys: &TableKeys,
+    def: &TableDef,
+    idx: &crate::indexes::IndexDef,
+    at: &[u8],
+    sealed: &[u8],
+) -> Result<Item, ItemsError> {
+    let header = envelope::peek_item_header(sealed)?;
+    let dek = keys.dek(header.generation).ok_or(ItemsError::Integrity)?;
+    let binding = Binding {
+        label: ITEM_LABEL,
+        keyspace: &keys.keyspace,
+        index: idx.id,
+        storage_key: at,
+    };
+    let plain = envelope::open_item(dek, &binding, sealed)?;
+    let item = decode_item(&plain).map_err(|_| ItemsError::Integrity)?;
+    let base = key_of(def, &item).ok_or(ItemsError::Integrity)?;
+    let (pk, sk) = idx.key_of(&item).ok_or(ItemsError::Integrity)?;
+    let expected = index_storage_key(keys, idx.id, &pk, sk.as_ref(), &base)?;
+    if expected.ct_eq(at).into() {
+        Ok(item)
+    } else {
+        Err(ItemsError::Integrity)
+    }
 }

@@ -31,6 +31,10 @@ pub struct BenchResult {
     pub seconds: f64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// CPU time (user + system) of this whole process per successful request, in µs: client
+    /// and server together when the server runs in-process. Less sensitive than req/s to
+    /// other load on a shared machine; `None` where /proc is unavailable.
+    pub cpu_us_per_req: Option<f64>,
 }
 
 impl BenchResult {
@@ -51,6 +55,7 @@ pub async fn drive(
     duration: Duration,
     factory: RequestFactory,
 ) -> Result<BenchResult, String> {
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(connections);
@@ -99,6 +104,10 @@ pub async fn drive(
         lat.extend(l);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_us_per_req = match (cpu_start, process_cpu_seconds()) {
+        (Some(a), Some(b)) if ok > 0 => Some((b - a) * 1e6 / ok as f64),
+        _ => None,
+    };
     lat.sort_unstable();
     let pct = |p: f64| -> u64 {
         if lat.is_empty() {
@@ -114,7 +123,23 @@ pub async fn drive(
         seconds,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        cpu_us_per_req,
     })
+}
+
+// Linux reports /proc times in USER_HZ, which is 100 on every mainstream distribution.
+const USER_HZ: f64 = 100.0;
+
+/// User + system CPU seconds of this process so far (Linux: /proc/self/stat fields 14 and 15).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may contain spaces and parentheses; the fields after the last ')' are
+    // fixed, starting with field 3 (state), so fields 14 and 15 are the 12th and 13th.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user.saturating_add(system) as f64 / USER_HZ)
 }
 
 /// Sends one request on a fresh connection and returns its status.
@@ -338,19 +363,60 @@ pub async fn run(
 pub fn report(results: &[BenchResult]) -> String {
     let base = results.first().map(|r| r.rps()).unwrap_or(1.0);
     let mut s = format!(
-        "{:<34} {:>10} {:>8} {:>9} {:>9} {:>9}\n",
-        "scenario", "req/s", "errors", "p50 µs", "p99 µs", "vs bare"
+        "{:<34} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12}\n",
+        "scenario", "req/s", "errors", "p50 µs", "p99 µs", "vs bare", "CPU µs/req"
     );
     for r in results {
+        let cpu = r
+            .cpu_us_per_req
+            .map(|c| format!("{c:.1}"))
+            .unwrap_or_else(|| "-".into());
         s.push_str(&format!(
-            "{:<34} {:>10.0} {:>8} {:>9} {:>9} {:>8.0}%\n",
+            "{:<34} {:>10.0} {:>8} {:>9} {:>9} {:>8.0}% {:>12}\n",
             r.name,
             r.rps(),
             r.errors,
             r.p50_us,
             r.p99_us,
-            100.0 * r.rps() / base
+            100.0 * r.rps() / base,
+            cpu
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_cpu_time_is_read_and_grows_with_work() {
+        let before = process_cpu_seconds().unwrap();
+        // Burn a little CPU (more than one 10 ms clock tick).
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = process_cpu_seconds().unwrap();
+        assert!(after > before, "{before} -> {after}");
+    }
+
+    #[test]
+    fn report_shows_ratio_and_cpu_per_request() {
+        let r = |name: &str, requests, cpu| BenchResult {
+            name: name.into(),
+            requests,
+            errors: 0,
+            seconds: 1.0,
+            p50_us: 1,
+            p99_us: 2,
+            cpu_us_per_req: cpu,
+        };
+        let text = report(&[r("bare", 1000, Some(12.34)), r("get", 500, None)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("CPU µs/req"));
+        assert!(lines[1].contains("100%") && lines[1].ends_with("12.3"));
+        assert!(lines[2].contains("50%") && lines[2].ends_with('-'));
+    }
 }

@@ -6,8 +6,11 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli_iam;
+mod cli_keys;
+
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use sealdb::config::Config;
 use sealdb::ops::admin::{self, AdminInput};
@@ -32,6 +35,9 @@ enum Command {
     /// Manage IAM users, access keys and policies.
     #[command(subcommand)]
     Iam(IamCommand),
+    /// Table keys: status, data-key rotation, re-encryption, retiring generations.
+    #[command(subcommand)]
+    Keys(cli_keys::KeysCommand),
     /// Load test: bare hyper vs sealdb PutItem/GetItem, in one run on this machine.
     Bench(BenchArgs),
     /// Validate policy documents or simulate a decision (no server, no data dir).
@@ -183,6 +189,8 @@ enum IamCommand {
         #[command(flatten)]
         target: Target,
     },
+    #[command(flatten)]
+    Directory(cli_iam::IamDirectoryCommand),
 }
 
 fn main() -> ExitCode {
@@ -201,6 +209,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Iam(cmd) => iam(cmd).await,
+            Command::Keys(cmd) => cli_keys::run(cmd).await,
             Command::Bench(args) => bench(args).await,
             Command::Policy(cmd) => policy(cmd),
         }
@@ -247,9 +256,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "http"
     };
     let region = config.region.clone();
+    let keys_config = sealdb::keyjob::KeysConfig::from_env().map_err(|e| e.to_string())?;
     let running = sealdb::app::start(config)
         .await
         .map_err(|e| e.to_string())?;
+    let _key_manager = sealdb::keyjob::spawn_manager(&running.services, keys_config);
     let endpoint = format!("{scheme}://{}", running.addr);
     println!("sealdb listening on {endpoint}");
     match &running.dev_credentials {
@@ -347,6 +358,7 @@ async fn iam(cmd: IamCommand) -> Result<(), String> {
             input.policy_name = Some(policy_name);
             (AdminOp::DeleteUserPolicy, input, target)
         }
+        IamCommand::Directory(cmd) => cli_iam::request(cmd)?,
     };
     let out = match (&target.endpoint, &target.data_dir) {
         (Some(endpoint), _) => remote(endpoint, &target, op, &input).await?,
@@ -403,23 +415,8 @@ async fn remote(
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".into());
-    let mut body = json!({});
-    if let Some(v) = &input.user_name {
-        body["UserName"] = json!(v);
-    }
-    if let Some(v) = &input.access_key_id {
-        body["AccessKeyId"] = json!(v);
-    }
-    if let Some(v) = &input.secret_access_key {
-        body["SecretAccessKey"] = json!(v.as_str());
-    }
-    if let Some(v) = &input.policy_name {
-        body["PolicyName"] = json!(v);
-    }
-    if let Some(v) = &input.policy_document {
-        body["PolicyDocument"] = json!(v);
-    }
-    let body = zeroize::Zeroizing::new(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
+    // Every member that is set, under its wire name (the admin input's serde names).
+    let body = zeroize::Zeroizing::new(serde_json::to_vec(input).map_err(|e| e.to_string())?);
     let url: reqwest::Url = endpoint
         .parse()
         .map_err(|e| format!("invalid --endpoint: {e}"))?;

@@ -18,7 +18,7 @@ use crate::crypto::keyring::{KeySlot, TableKeys};
 use crate::crypto::{CryptoError, Key32};
 use crate::kms::{keyspace_context, KmsError, KmsProvider};
 use crate::storage::{Check, CommitError, Space, Store, StoreError, Write};
-use principals::{Principal, PrincipalIndex, PrincipalRecord};
+use principals::PrincipalIndex;
 use tables::{TableDef, TableEntry, TableStats};
 
 const SYSTEM_KEY_RECORD: &[u8] = b"sys/key";
@@ -209,13 +209,7 @@ impl Catalog {
                 }),
             );
         }
-        let mut index = PrincipalIndex::default();
-        for plain in self.open_records(USER_PREFIX)? {
-            let rec: PrincipalRecord =
-                serde_json::from_slice(&plain).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-            let p = Principal::compile(rec, &self.account).map_err(CatalogError::Invalid)?;
-            index.insert(Arc::new(p));
-        }
+        let index = self.load_principals()?;
         if let Ok(mut t) = self.tables.write() {
             *t = tables;
         }
@@ -406,103 +400,5 @@ impl Catalog {
             .unwrap_or_default()
     }
 
-    /// Stores a principal record (new or changed) and swaps in the rebuilt index.
-    pub async fn put_principal(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
-        let _guard = self.mutate.lock().await;
-        self.put_principal_locked(record).await
-    }
-
-    async fn put_principal_locked(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
-        let compiled =
-            Arc::new(Principal::compile(record, &self.account).map_err(CatalogError::Invalid)?);
-        let key = prefixed(USER_PREFIX, compiled.record.id.as_bytes());
-        let sealed = self.seal(&key, &compiled.record)?;
-        let s = self.store.clone();
-        blocking(move || {
-            s.commit(
-                &[],
-                &[Write::Put {
-                    space: Space::Meta,
-                    key,
-                    value: sealed,
-                }],
-            )?;
-            Ok(())
-        })
-        .await?;
-        let mut next = PrincipalIndex::clone(&self.principals());
-        next.insert(compiled);
-        if let Ok(mut p) = self.principals.write() {
-            *p = Arc::new(next);
-        }
-        Ok(())
-    }
-
-    /// Applies `change` to the named user's record under the catalog lock.
-    pub async fn update_principal<T>(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut PrincipalRecord) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
-        let _guard = self.mutate.lock().await;
-        let current = self
-            .principals()
-            .by_name
-            .get(name)
-            .cloned()
-            .ok_or_else(|| CatalogError::UserNotFound(name.to_string()))?;
-        let mut record = current.record.clone();
-        let out = change(&mut record)?;
-        self.put_principal_locked(record).await?;
-        Ok(out)
-    }
-
-    pub async fn create_principal(&self, record: PrincipalRecord) -> Result<(), CatalogError> {
-        let _guard = self.mutate.lock().await;
-        let index = self.principals();
-        if index.by_name.contains_key(&record.name) {
-            return Err(CatalogError::UserExists(record.name));
-        }
-        if let Some(k) = record
-            .access_keys
-            .iter()
-            .find(|k| index.by_access_key.contains_key(&k.id))
-        {
-            return Err(CatalogError::AccessKeyExists(k.id.clone()));
-        }
-        self.put_principal_locked(record).await
-    }
-
-    pub async fn delete_principal(&self, name: &str) -> Result<(), CatalogError> {
-        let _guard = self.mutate.lock().await;
-        let current = self
-            .principals()
-            .by_name
-            .get(name)
-            .cloned()
-            .ok_or_else(|| CatalogError::UserNotFound(name.to_string()))?;
-        let key = prefixed(USER_PREFIX, current.record.id.as_bytes());
-        let s = self.store.clone();
-        blocking(move || {
-            s.commit(
-                &[],
-                &[Write::Delete {
-                    space: Space::Meta,
-                    key,
-                }],
-            )?;
-            Ok(())
-        })
-        .await?;
-        let mut next = PrincipalIndex::clone(&self.principals());
-        next.remove(name);
-        if let Ok(mut p) = self.principals.write() {
-            *p = Arc::new(next);
-        }
-        Ok(())
-    }
-
-    pub fn access_key_in_use(&self, id: &str) -> bool {
-        self.principals().by_access_key.contains_key(id)
-    }
+    // Mutations of principals (users, groups, roles): principals/store.rs.
 }

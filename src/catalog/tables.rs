@@ -86,6 +86,16 @@ pub struct TableDef {
     /// UpdateTimeToLive: the attribute holding the expiry epoch seconds, when TTL is enabled.
     #[serde(default)]
     pub ttl_attribute: Option<String>,
+    /// Local and global secondary indexes, each under its own index byte.
+    #[serde(default)]
+    pub indexes: Vec<crate::indexes::IndexDef>,
+    /// When UpdateTable last switched the table to PAY_PER_REQUEST (epoch seconds); None: the
+    /// table was created in its current mode (DescribeTable then reports the creation time).
+    #[serde(default)]
+    pub pay_per_request_since: Option<f64>,
+    /// PutResourcePolicy: the table's resource-based policy, compiled (issue 5).
+    #[serde(default)]
+    pub resource_policy: Option<crate::iam::table_policy::TablePolicy>,
 }
 
 fn default_table_class() -> String {
@@ -141,5 +151,10 @@ pub struct TableEntry {
 impl TableDef {
     pub fn arn(&self, region: &str, account: &str) -> String {
         format!("arn:aws:dynamodb:{region}:{account}:table/{}", self.name)
+    }
+
+    /// The secondary index named `name`.
+    pub fn index(&self, name: &str) -> Option<&crate::indexes::IndexDef> {
+        self.indexes.iter().find(|i| i.name == name)
     }
 }

@@ -64,7 +64,12 @@ pub fn global_context(principal: &PrincipalInfo, facts: &RequestFacts) -> Contex
         ContextValue::Bool(facts.secure_transport),
     );
     c.insert("aws:RequestedRegion".into(), s(&facts.region));
-    c.insert("aws:PrincipalArn".into(), s(&principal.arn));
+    // AWS: for a role session, aws:PrincipalArn is the role's ARN, not the session's.
+    let principal_arn = match (principal.kind, &principal.role_arn) {
+        (PrincipalKind::AssumedRole, Some(role)) => role,
+        _ => &principal.arn,
+    };
+    c.insert("aws:PrincipalArn".into(), s(principal_arn));
     c.insert("aws:PrincipalAccount".into(), s(&principal.account));
     c.insert(
         "aws:PrincipalType".into(),
@@ -111,4 +116,32 @@ pub fn attributes<'a>(names: impl IntoIterator<Item = &'a String>) -> ContextVal
     v.sort();
     v.dedup();
     ContextValue::List(v)
+}
+
+/// `aws:ResourceTag/<k>` for each of a table's stored tags.
+pub fn with_resource_tags(
+    target: Target,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Target {
+    let mut t = target;
+    for (k, v) in tags {
+        t = t.with(
+            &format!("aws:ResourceTag/{k}"),
+            ContextValue::Str(v.clone()),
+        );
+    }
+    t
+}
+
+/// `aws:RequestTag/<k>` for each tag a request sets, and `aws:TagKeys` (multivalued: every key
+/// the request names; present, possibly empty, whenever the request carries a tag list).
+pub fn with_request_tags(target: Target, tags: &[(String, String)]) -> Target {
+    let mut t = target;
+    for (k, v) in tags {
+        t = t.with(&format!("aws:RequestTag/{k}"), ContextValue::Str(v.clone()));
+    }
+    t.with(
+        "aws:TagKeys",
+        ContextValue::List(tags.iter().map(|(k, _)| k.clone()).collect()),
+    )
 }

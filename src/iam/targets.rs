@@ -1,9 +1,12 @@
 //! The DynamoDB authorization mapping: for each operation's typed input, the exact
 //! (action, resource, condition keys) it must be allowed.
 
-use super::context::{attributes, leading_keys_of, Target};
+use super::context::{attributes, leading_keys_of, with_request_tags, with_resource_tags, Target};
 use super::eval::ContextValue;
 use crate::error::ApiError;
+use crate::ops::tags::{self, ListTagsOfResourceInput, TagResourceInput, UntagResourceInput};
+use crate::ops::ttl::UpdateTimeToLiveInput;
+use crate::ops::update_table::UpdateTableInput;
 use crate::ops::Services;
 use crate::protocol::input::*;
 use crate::protocol::Operation;
@@ -18,10 +21,30 @@ pub fn targets_for<T: Targets>(svc: &Services, input: &T) -> Result<Vec<Target>,
 
 fn table_target(svc: &Services, action: &str, table: &Option<String>) -> Result<Target, ApiError> {
     let name = table_name(table.clone())?;
-    Ok(Target::new(
-        format!("dynamodb:{action}"),
-        svc.config.table_arn(&name),
-    ))
+    Ok(named_table_target(svc, action, &name))
+}
+
+/// The table ARN with `aws:ResourceTag/*` from the table's stored tags (none when the table
+/// does not exist: CreateTable, or a request that will answer ResourceNotFound).
+fn named_table_target(svc: &Services, action: &str, name: &str) -> Target {
+    let t = Target::new(format!("dynamodb:{action}"), svc.config.table_arn(name));
+    match svc.catalog.table(name) {
+        Some(entry) => with_resource_tags(t, &entry.def.tags),
+        None => t,
+    }
+}
+
+/// The target of a tag operation: the table its ResourceArn names (validated first).
+fn tag_target(svc: &Services, action: &str, arn: Option<&str>) -> Result<Target, ApiError> {
+    let name = tags::table_of_arn(svc, arn)?;
+    Ok(named_table_target(svc, action, &name))
+}
+
+/// A request's well-formed tags (the operation rejects the rest after authorization).
+fn request_tags(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key.clone()?, t.value.clone()?)))
+        .collect()
 }
 
 fn hash_key_name(svc: &Services, table: &Option<String>) -> Option<String> {
@@ -37,7 +60,11 @@ fn return_values(v: &Option<String>) -> ContextValue {
 
 impl Targets for CreateTableInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
-        Ok(vec![table_target(svc, "CreateTable", &self.table_name)?])
+        let mut t = table_target(svc, "CreateTable", &self.table_name)?;
+        if let Some(tags) = &self.tags {
+            t = with_request_tags(t, &request_tags(tags));
+        }
+        Ok(vec![t])
     }
 }
 
@@ -74,7 +101,12 @@ impl Targets for GetItemInput {
         if let (Some(key), Some(h)) = (&self.key, hash_key_name(svc, &self.table_name)) {
             t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
         }
-        if let Some(names) = &self.attributes_to_get {
+        // ProjectionExpression names attributes too (after ExpressionAttributeNames).
+        if let Some(names) = projected(
+            &self.projection_expression,
+            &self.attributes_to_get,
+            &self.expression_attribute_names,
+        )? {
             t = t.with("dynamodb:Attributes", attributes(names.iter()));
         }
         Ok(vec![t])
@@ -207,9 +239,15 @@ impl Targets for QueryInput {
             .table_name
             .as_deref()
             .and_then(|n| svc.catalog.table(n));
-        if let Some(entry) = entry {
-            let hash = entry.def.key_schema.hash.name.as_str();
-            let range = entry.def.key_schema.range.as_ref().map(|r| r.name.as_str());
+        // On an index the key condition names the index's keys (an unknown index fails later,
+        // in the operation, with DynamoDB's message).
+        let schema = entry.as_ref().and_then(|e| match &self.index_name {
+            Some(i) => e.def.index(i).map(|x| x.key_schema.clone()),
+            None => Some(e.def.key_schema.clone()),
+        });
+        if let Some(schema) = schema {
+            let hash = schema.hash.name.as_str();
+            let range = schema.range.as_ref().map(|r| r.name.as_str());
             let ctx = ExprContext {
                 names: self.expression_attribute_names.as_ref(),
                 values: self.expression_attribute_values.as_ref(),
@@ -375,5 +413,58 @@ impl Targets for TransactGetItemsInput {
             out.push(t);
         }
         Ok(out)
+    }
+}
+
+// ---- The table API: UpdateTable, time to live, tags ----------------------------------------
+
+impl Targets for UpdateTableInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let name = tags::table_name_or_arn(svc, self.table_name.clone())?;
+        Ok(vec![named_table_target(svc, "UpdateTable", &name)])
+    }
+}
+
+impl Targets for UpdateTimeToLiveInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let name = tags::table_name_or_arn(svc, self.table_name.clone())?;
+        Ok(vec![named_table_target(svc, "UpdateTimeToLive", &name)])
+    }
+}
+
+/// DescribeTimeToLive: its TableName may be the table's ARN.
+pub fn describe_ttl_targets(svc: &Services, i: &TableNameInput) -> Result<Vec<Target>, ApiError> {
+    let name = tags::table_name_or_arn(svc, i.table_name.clone())?;
+    Ok(vec![named_table_target(svc, "DescribeTimeToLive", &name)])
+}
+
+impl Targets for TagResourceInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let t = tag_target(svc, "TagResource", self.resource_arn.as_deref())?;
+        Ok(vec![match &self.tags {
+            Some(tags) => with_request_tags(t, &request_tags(tags)),
+            None => t,
+        }])
+    }
+}
+
+impl Targets for UntagResourceInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        let t = tag_target(svc, "UntagResource", self.resource_arn.as_deref())?;
+        // UntagResource names keys only: aws:TagKeys, no aws:RequestTag.
+        Ok(vec![match &self.tag_keys {
+            Some(keys) => t.with("aws:TagKeys", ContextValue::List(keys.clone())),
+            None => t,
+        }])
+    }
+}
+
+impl Targets for ListTagsOfResourceInput {
+    fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
+        Ok(vec![tag_target(
+            svc,
+            "ListTagsOfResource",
+            self.resource_arn.as_deref(),
+        )?])
     }
 }

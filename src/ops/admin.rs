@@ -1,15 +1,19 @@
-//! sealdb's administration API for IAM principals (users, access keys, inline policies).
+//! sealdb's administration API for IAM principals: users, access keys, groups, roles, role
+//! sessions, policies, boundaries and tags, and the simulator for a stored principal.
 //! The same functions serve the authenticated admin endpoint of a running server and the
 //! offline CLI on a stopped server's data dir. Authorized with IAM's own action names
-//! (`iam:CreateUser`, ...) on `arn:aws:iam::ACCOUNT:user/NAME`.
+//! (`iam:CreateUser`, `iam:CreateGroup`, `sts:AssumeRole`, ...) on the IAM resource ARN.
 
-use serde::Deserialize;
+mod directory; // groups, roles, sessions, policies, boundaries, tags
+mod simulate; //  SimulatePrincipalPolicy
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::catalog::principals::{
-    new_access_key_id, new_secret_key, new_user_id, valid_access_key_id, valid_user_name,
-    AccessKeyRecord, PrincipalRecord,
+    new_access_key_id, new_record_id, new_secret_key, new_user_id, valid_access_key_id,
+    valid_user_name, AccessKeyRecord, PrincipalRecord, KEY_ACTIVE,
 };
 use crate::catalog::{Catalog, CatalogError};
 use crate::error::ApiError;
@@ -20,63 +24,151 @@ use crate::protocol::AdminOp;
 /// IAM quota: 2,048 characters for a user's inline policy, white space not counted.
 pub const MAX_USER_POLICY_CHARS: usize = 2048;
 
+/// A tag as IAM's TagUser/TagRole take it.
+#[derive(Deserialize, Serialize, Default, Clone, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct AdminTag {
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
 /// No `Debug`: it may carry an imported secret access key.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AdminInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<Zeroizing<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_document: Option<String>,
-    pub tags: Option<Vec<crate::protocol::input::Tag>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<AdminTag>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    /// CreateRoleSession (STS AssumeRole's RoleSessionName).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_session_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    /// CreateRole: the longest session the role allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u64>,
+    /// UpdateAccessKey: "Active" or "Inactive".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Put*PermissionsBoundary: the boundary document (JSON text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    /// SimulatePrincipalPolicy: the fields of `sealdb policy simulate` that do not come from
+    /// the stored principal.
+    #[serde(skip_serializing_if = "Option::is_none", alias = "action")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "resource")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "context")]
+    pub context: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "resource_policy")]
+    pub resource_policy: Option<Value>,
 }
 
 impl AdminInput {
     /// The IAM action and resource this request needs.
     pub fn target(&self, op: AdminOp, account: &str) -> (String, String) {
+        use crate::catalog::principals::{group_arn, role_arn, user_arn};
         let user = self.user_name.as_deref().unwrap_or("*");
+        let group = self.group_name.as_deref().unwrap_or("*");
+        let role = self.role_name.as_deref().unwrap_or("*");
         let resource = match op {
-            AdminOp::ListUsers => format!("arn:aws:iam::{account}:user/*"),
-            _ => format!("arn:aws:iam::{account}:user/{user}"),
+            AdminOp::ListUsers => user_arn(account, "*"),
+            AdminOp::CreateGroup
+            | AdminOp::DeleteGroup
+            | AdminOp::ListGroups
+            | AdminOp::AddUserToGroup
+            | AdminOp::RemoveUserFromGroup
+            | AdminOp::PutGroupPolicy
+            | AdminOp::DeleteGroupPolicy
+            | AdminOp::AttachGroupPolicy
+            | AdminOp::DetachGroupPolicy => group_arn(account, group),
+            AdminOp::CreateRole
+            | AdminOp::DeleteRole
+            | AdminOp::ListRoles
+            | AdminOp::PutRolePolicy
+            | AdminOp::DeleteRolePolicy
+            | AdminOp::AttachRolePolicy
+            | AdminOp::DetachRolePolicy
+            | AdminOp::PutRolePermissionsBoundary
+            | AdminOp::DeleteRolePermissionsBoundary
+            | AdminOp::TagRole
+            | AdminOp::CreateRoleSession => role_arn(account, role),
+            AdminOp::SimulatePrincipalPolicy if self.role_name.is_some() => role_arn(account, role),
+            _ => user_arn(account, user),
         };
-        (format!("iam:{}", op.name()), resource)
+        let action = match op {
+            // STS's action for obtaining a role session.
+            AdminOp::CreateRoleSession => "sts:AssumeRole".to_string(),
+            _ => format!("iam:{}", op.name()),
+        };
+        (action, resource)
     }
 }
 
-fn user_name(v: &Option<String>) -> Result<String, ApiError> {
-    let name = required(v.clone(), "userName")?;
+/// An IAM name (user, group, role) from a request member, validated.
+pub(crate) fn iam_name(v: &Option<String>, member: &str) -> Result<String, ApiError> {
+    let name = required(v.clone(), member)?;
     if !valid_user_name(&name) {
         return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{name}' at 'userName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+            "1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
         )));
     }
     Ok(name)
+}
+
+fn user_name(v: &Option<String>) -> Result<String, ApiError> {
+    iam_name(v, "userName")
 }
 
 fn now() -> f64 {
     crate::util::epoch_seconds_f64()
 }
 
+fn internal(e: crate::crypto::CryptoError) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// IAM's MalformedPolicyDocument, as a validation error naming every problem.
+pub(crate) fn check_policy(name: &str, doc: &str, kind: PolicyKind) -> Result<(), ApiError> {
+    Policy::parse(name, doc, kind)
+        .map(|_| ())
+        .map_err(|problems| {
+            ApiError::validation(format!(
+                "MalformedPolicyDocument: {}",
+                crate::catalog::principals::problems_text(&problems)
+            ))
+        })
+}
+
 pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Value, ApiError> {
     match op {
         AdminOp::CreateUser => {
             let name = user_name(&input.user_name)?;
-            let mut tags = std::collections::BTreeMap::new();
-            for t in input.tags.unwrap_or_default() {
-                tags.insert(required(t.key, "key")?, t.value.unwrap_or_default());
-            }
+            let tags = directory::tag_map(input.tags.unwrap_or_default())?;
             let record = PrincipalRecord {
-                id: hex::encode(
-                    crate::crypto::secret::random_bytes::<16>()
-                        .map_err(|e| ApiError::Internal(e.to_string()))?,
-                ),
+                id: new_record_id().map_err(internal)?,
                 name: name.clone(),
-                user_id: new_user_id().map_err(|e| ApiError::Internal(e.to_string()))?,
+                user_id: new_user_id().map_err(internal)?,
                 created: now(),
                 tags,
                 policies: Default::default(),
                 access_keys: vec![],
+                boundary: None,
+                groups: Default::default(),
             };
             let user_id = record.user_id.clone();
             catalog.create_principal(record).await?;
@@ -95,8 +187,10 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                 .values()
                 .map(|p| {
                     json!({"UserName": p.record.name, "UserId": p.record.user_id,
-                           "Arn": p.info.arn, "CreateDate": p.record.created,
-                           "Policies": p.record.policies.keys().collect::<Vec<_>>()})
+                           "Arn": p.subject.info.arn, "CreateDate": p.record.created,
+                           "Policies": p.record.policies.keys().collect::<Vec<_>>(),
+                           "Groups": p.record.groups,
+                           "PermissionsBoundary": p.record.boundary.is_some()})
                 })
                 .collect();
             Ok(json!({"Users": users}))
@@ -118,8 +212,8 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                     (id, secret)
                 }
                 (None, None) => (
-                    new_access_key_id().map_err(|e| ApiError::Internal(e.to_string()))?,
-                    new_secret_key().map_err(|e| ApiError::Internal(e.to_string()))?,
+                    new_access_key_id().map_err(internal)?,
+                    new_secret_key().map_err(internal)?,
                 ),
                 _ => {
                     return Err(ApiError::validation(
@@ -133,7 +227,7 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
             let record = AccessKeyRecord {
                 id: id.clone(),
                 secret: secret.clone(),
-                status: "Active".into(),
+                status: KEY_ACTIVE.into(),
                 created: now(),
             };
             catalog
@@ -144,23 +238,13 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                 .await?;
             // The only time the secret leaves the server.
             Ok(
-                json!({"AccessKey": {"UserName": name, "AccessKeyId": id, "Status": "Active",
+                json!({"AccessKey": {"UserName": name, "AccessKeyId": id, "Status": KEY_ACTIVE,
                 "SecretAccessKey": secret.as_str()}}),
             )
         }
         AdminOp::DeleteAccessKey => {
             let id = required(input.access_key_id, "accessKeyId")?;
-            let owner = catalog
-                .principals()
-                .by_access_key
-                .get(&id)
-                .map(|(p, _)| p.record.name.clone())
-                .ok_or_else(|| CatalogError::AccessKeyNotFound(id.clone()))?;
-            if let Some(u) = &input.user_name {
-                if *u != owner {
-                    return Err(CatalogError::AccessKeyNotFound(id).into());
-                }
-            }
+            let owner = key_owner(catalog, &id, &input.user_name)?;
             catalog
                 .update_principal(&owner, |p| {
                     p.access_keys.retain(|k| k.id != id);
@@ -193,16 +277,7 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                     "Maximum policy size of {MAX_USER_POLICY_CHARS} bytes exceeded for user {name}"
                 )));
             }
-            if let Err(problems) = Policy::parse(&policy_name, &doc, PolicyKind::Identity) {
-                let text: Vec<String> = problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.path, p.message))
-                    .collect();
-                return Err(ApiError::validation(format!(
-                    "MalformedPolicyDocument: {}",
-                    text.join("; ")
-                )));
-            }
+            check_policy(&policy_name, &doc, PolicyKind::Identity)?;
             catalog
                 .update_principal(&name, move |p| {
                     p.policies.insert(policy_name, doc);
@@ -225,5 +300,41 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                 .await?;
             Ok(json!({}))
         }
+        AdminOp::UpdateAccessKey => {
+            let id = required(input.access_key_id, "accessKeyId")?;
+            let status = required(input.status, "status")?;
+            if status != KEY_ACTIVE && status != crate::catalog::principals::KEY_INACTIVE {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
+                )));
+            }
+            let owner = key_owner(catalog, &id, &input.user_name)?;
+            catalog
+                .update_principal(&owner, |p| {
+                    for k in p.access_keys.iter_mut().filter(|k| k.id == id) {
+                        k.status = status.clone();
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok(json!({}))
+        }
+        AdminOp::SimulatePrincipalPolicy => simulate::run(catalog, input),
+        other => directory::run(catalog, other, input).await,
+    }
+}
+
+/// The user owning a (long-term) access key; with `user` given, it must be that user.
+fn key_owner(catalog: &Catalog, id: &str, user: &Option<String>) -> Result<String, ApiError> {
+    let index = catalog.principals();
+    let owner = index
+        .by_name
+        .values()
+        .find(|p| p.record.access_keys.iter().any(|k| k.id == id))
+        .map(|p| p.record.name.clone())
+        .ok_or_else(|| CatalogError::AccessKeyNotFound(id.to_string()))?;
+    match user {
+        Some(u) if *u != owner => Err(CatalogError::AccessKeyNotFound(id.to_string()).into()),
+        _ => Ok(owner),
     }
 }

@@ -7,6 +7,10 @@
 //! items never touch index pages and do not contend with other writers of the partition.
 //! Every item write checks the exact sealed bytes it read (or absence), so "the entry exists
 //! iff the item exists" holds after every commit.
+//!
+//! Secondary indexes (crate::indexes) are maintained here too: the old item (opened from the
+//! bytes read) and the new one give each index's entry changes and their sort-index changes,
+//! which join the same commit; LSI item collections are checked against their size limit.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +20,9 @@ use super::Services;
 use crate::catalog::tables::TableEntry;
 use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
+use crate::crypto::keyring::Keyspace;
+use crate::indexes::maintain::{self, IndexChange, StatDelta};
+use crate::indexes::{collection, stats as index_stats};
 use crate::items::{self, IndexPages, ItemKey, BASE_INDEX, PARTITION_PREFIX_LEN};
 use crate::protocol::attr::{item_size, AttributeValue, Item};
 use crate::storage::sort_index::{self, Change, Entry, PartitionRef, Position, SortIndexError};
@@ -58,6 +65,7 @@ pub fn index_error(e: SortIndexError) -> ApiError {
 /// The changes of one partition's index (one `plan` call per partition).
 struct Group<'a> {
     keys: &'a TableKeys,
+    index: u8,
     upserts: Vec<Entry>,
     removes: Vec<(AttributeValue, [u8; 16])>,
 }
@@ -66,16 +74,130 @@ fn group<'g, 'a>(
     groups: &'g mut BTreeMap<Vec<u8>, Group<'a>>,
     prefix: Vec<u8>,
     keys: &'a TableKeys,
+    index: u8,
 ) -> &'g mut Group<'a> {
     groups.entry(prefix).or_insert_with(|| Group {
         keys,
+        index,
         upserts: Vec::new(),
         removes: Vec::new(),
     })
 }
 
+/// What a commit changes beyond its rows, applied once it landed: index statistics and LSI
+/// item-collection sizes.
+#[derive(Default)]
+struct After {
+    stats: Vec<(Keyspace, StatDelta)>,
+    collections: Vec<(Vec<u8>, i64)>,
+}
+
+impl After {
+    fn apply(&self) {
+        for (ks, d) in &self.stats {
+            index_stats::of(ks, d.index).adjust(d.items, d.bytes);
+        }
+        for (prefix, delta) in &self.collections {
+            collection::adjust(prefix, *delta);
+        }
+    }
+}
+
 /// Builds the checks and writes of one atomic commit.
 pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<Write>), ApiError> {
+    build_all(svc, staged).map(|(c, w, _)| (c, w))
+}
+
+/// The secondary-index part of one staged item change: entry writes, sort-index changes
+/// (into `groups`), statistics and the LSI collection check.
+fn stage_indexes<'a>(
+    svc: &Services,
+    s: &Staged<'a>,
+    prefix: &[u8],
+    writes: &mut Vec<Write>,
+    groups: &mut BTreeMap<Vec<u8>, Group<'a>>,
+    after: &mut After,
+) -> Result<(), ApiError> {
+    let def = &s.entry.def;
+    let new = match &s.effect {
+        Effect::Put(item) => Some(*item),
+        Effect::Delete if s.read.is_some() => None,
+        _ => return Ok(()),
+    };
+    if let Some(item) = new {
+        maintain::validate_item(def, item)?;
+    }
+    let old = match &s.read {
+        Some(bytes) => Some(open_item(svc, s.keys, s.entry, &s.sk, bytes)?),
+        None => None,
+    };
+    let mut changes = Vec::new();
+    let mut deltas = Vec::new();
+    maintain::changes(
+        s.keys,
+        def,
+        &s.key,
+        old.as_ref(),
+        new,
+        &mut changes,
+        &mut deltas,
+    )?;
+    for c in changes {
+        match c {
+            IndexChange::Put { key, value } => writes.push(Write::Put {
+                space: Space::Items,
+                key,
+                value,
+            }),
+            IndexChange::Delete { key } => writes.push(Write::Delete {
+                space: Space::Items,
+                key,
+            }),
+            IndexChange::SortUpsert {
+                prefix,
+                index,
+                entry,
+            } => group(groups, prefix, s.keys, index).upserts.push(entry),
+            IndexChange::SortRemove {
+                prefix,
+                index,
+                sort_key,
+                token,
+            } => group(groups, prefix, s.keys, index)
+                .removes
+                .push((sort_key, token)),
+        }
+    }
+    if collection::has_lsi(def) {
+        let lsi_bytes: i64 = deltas
+            .iter()
+            .filter(|d| {
+                def.indexes
+                    .iter()
+                    .any(|i| i.id == d.index && i.kind == crate::indexes::IndexKind::Local)
+            })
+            .map(|d| d.bytes)
+            .sum();
+        let delta = new.map(item_size).unwrap_or(0) as i64
+            - old.as_ref().map(item_size).unwrap_or(0) as i64
+            + lsi_bytes;
+        if delta > 0 {
+            let current = collection::size(svc.store.as_ref(), s.keys, def, &s.key.pk)?;
+            collection::check_limit(current, delta, collection::MAX_ITEM_COLLECTION_BYTES)?;
+        }
+        after.collections.push((prefix.to_vec(), delta));
+    }
+    after
+        .stats
+        .extend(deltas.into_iter().map(|d| (def.keyspace, d)));
+    Ok(())
+}
+
+fn build_all(
+    svc: &Services,
+    staged: &[Staged<'_>],
+) -> Result<(Vec<Check>, Vec<Write>, After), ApiError> {
+    let mut after = After::default();
     let mut checks = Vec::with_capacity(staged.len());
     let mut writes = Vec::with_capacity(staged.len());
     let mut groups: BTreeMap<Vec<u8>, Group<'_>> = BTreeMap::new();
@@ -92,6 +214,9 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
             s.sk.get(..PARTITION_PREFIX_LEN)
                 .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?
                 .to_vec();
+        if !s.entry.def.indexes.is_empty() {
+            stage_indexes(svc, s, &prefix, &mut writes, &mut groups, &mut after)?;
+        }
         match &s.effect {
             Effect::Put(item) => {
                 let (value, seq) = items::seal_versioned(s.keys, BASE_INDEX, &s.sk, item)?;
@@ -102,7 +227,7 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
                 });
                 if indexed && s.read.is_none() {
                     if let Some(sort_key) = s.key.sk.clone() {
-                        group(&mut groups, prefix, s.keys).upserts.push(Entry {
+                        group(&mut groups, prefix, s.keys, BASE_INDEX).upserts.push(Entry {
                             sort_key,
                             item_token: token,
                             write_seq: seq,
@@ -117,7 +242,7 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
                         key: s.sk.clone(),
                     });
                     if let (true, Some(sort_key)) = (indexed, s.key.sk.clone()) {
-                        group(&mut groups, prefix, s.keys)
+                        group(&mut groups, prefix, s.keys, BASE_INDEX)
                             .removes
                             .push((sort_key, token));
                     }
@@ -136,7 +261,7 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
         }));
         let crypto = IndexPages {
             keys: g.keys,
-            index: BASE_INDEX,
+            index: g.index,
         };
         let plan = sort_index::plan(
             svc.store.as_ref(),
@@ -154,19 +279,22 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
         checks.extend(plan.checks);
         writes.extend(plan.writes);
     }
-    Ok((checks, writes))
+    Ok((checks, writes, after))
 }
 
 /// Commits what [`build`] built. `Ok(false)`: a check failed (someone else wrote): re-read
 /// and re-decide.
 pub fn commit(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
-    let (checks, writes) = build(svc, staged)?;
+    let (checks, writes, after) = build_all(svc, staged)?;
     if writes.is_empty() && staged.iter().all(|s| matches!(s.effect, Effect::Check)) {
         // Nothing to write: a consistent read is all a pure check needs.
         return Ok(true);
     }
     match svc.store.commit(&checks, &writes) {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            after.apply();
+            Ok(true)
+        }
         Err(CommitError::Conflict { .. }) => Ok(false),
         Err(CommitError::Store(e)) => Err(e.into()),
     }

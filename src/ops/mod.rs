@@ -10,9 +10,13 @@ pub mod items;
 pub mod key_admin;
 pub mod keys;
 pub mod query;
+pub mod resource_policy;
 pub mod tables;
+pub mod tags;
 pub mod transact;
+pub mod ttl;
 pub mod update;
+pub mod update_table;
 
 use std::sync::Arc;
 

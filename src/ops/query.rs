@@ -6,6 +6,10 @@
 //! Scan walks the items space in storage order (token order): a parallel scan's segments are
 //! contiguous slices of the partition-token space, so they are disjoint and together complete,
 //! and LastEvaluatedKey is an item's primary key whose storage key says where to resume.
+//!
+//! With IndexName both read the index's entries instead (crate::indexes): the index partition's
+//! sealed sort index for order (token order for a hash-only GSI), the projected entry as the
+//! item, and, for an LSI asked for attributes it does not project, the base item.
 
 use std::sync::Arc;
 
@@ -16,7 +20,8 @@ use super::commit::{index_error, open_item};
 use super::items::{check_mix, projection, to_json};
 use super::keys::key_from_map;
 use super::{blocking, Services};
-use crate::catalog::tables::{ScalarType, TableDef, TableEntry};
+use crate::catalog::tables::{KeySchema, ScalarType, TableDef, TableEntry};
+use crate::indexes::{IndexDef, IndexKind, ProjectionType};
 use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
 use crate::expr::{self, Condition, ExprContext, KeyCondition, Projection, SortCondition, Usage};
@@ -39,13 +44,18 @@ pub(crate) enum Select {
     All,
     Specific,
     Count,
+    /// Index reads only: the entry as the index stores it.
+    AllProjected,
 }
 
-/// Select against the projection parameters, with DynamoDB's messages.
-pub(crate) fn select(
+/// Select against the projection parameters, with DynamoDB's messages, for a read that may
+/// name an index (where ALL_PROJECTED_ATTRIBUTES is allowed
+/// and is the default).
+pub(crate) fn select_for(
     select: Option<&str>,
     projection_expr: bool,
     attributes_to_get: bool,
+    on_index: bool,
 ) -> Result<Select, ApiError> {
     let which = if projection_expr {
         "ProjectionExpression"
@@ -55,6 +65,7 @@ pub(crate) fn select(
     let projected = projection_expr || attributes_to_get;
     match select {
         None if projected => Ok(Select::Specific),
+        None if on_index => Ok(Select::AllProjected),
         None => Ok(Select::All),
         Some("ALL_ATTRIBUTES") if projected => Err(ApiError::validation(format!(
             "Cannot specify the {which} when choosing to get ALL_ATTRIBUTES"
@@ -68,6 +79,10 @@ pub(crate) fn select(
         Some("SPECIFIC_ATTRIBUTES") => Err(ApiError::validation(
             "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
         )),
+        Some("ALL_PROJECTED_ATTRIBUTES") if projected => Err(ApiError::validation(format!(
+            "Cannot specify the {which} when choosing to get ALL_PROJECTED_ATTRIBUTES"
+        ))),
+        Some("ALL_PROJECTED_ATTRIBUTES") if on_index => Ok(Select::AllProjected),
         Some("ALL_PROJECTED_ATTRIBUTES") => Err(ApiError::validation(
             "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
         )),
@@ -87,18 +102,108 @@ fn limit(v: Option<i64>) -> Result<usize, ApiError> {
     }
 }
 
-fn no_index(index: &Option<String>) -> Result<(), ApiError> {
-    match index {
-        // Secondary indexes come with issue 6.
-        Some(i) => Err(ApiError::validation(format!(
-            "The table does not have the specified index: {i}"
-        ))),
-        None => Ok(()),
+/// What a Query or Scan reads: the table, or one of its indexes.
+#[derive(Clone)]
+struct Source {
+    index: Option<IndexDef>,
+    /// An LSI read that needs attributes the index does not project: read the base item.
+    fetch_base: bool,
+}
+
+impl Source {
+    fn schema<'a>(&'a self, def: &'a TableDef) -> &'a KeySchema {
+        match &self.index {
+            Some(i) => &i.key_schema,
+            None => &def.key_schema,
+        }
     }
+
+    /// LastEvaluatedKey's attributes: the table's keys, plus the index's.
+    fn key_names(&self, def: &TableDef) -> Vec<String> {
+        let mut v: Vec<String> = std::iter::once(&def.key_schema.hash)
+            .chain(def.key_schema.range.iter())
+            .map(|a| a.name.clone())
+            .collect();
+        if let Some(i) = &self.index {
+            for a in std::iter::once(&i.key_schema.hash).chain(i.key_schema.range.iter()) {
+                if !v.contains(&a.name) {
+                    v.push(a.name.clone());
+                }
+            }
+        }
+        v
+    }
+}
+
+/// The index a read names (must exist and be readable), with ConsistentRead's GSI rule.
+fn resolve_index(
+    def: &TableDef,
+    index: &Option<String>,
+    consistent: bool,
+) -> Result<Option<IndexDef>, ApiError> {
+    let Some(name) = index else { return Ok(None) };
+    let idx = def
+        .index(name)
+        .filter(|i| i.readable())
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "The table does not have the specified index: {name}"
+            ))
+        })?;
+    if consistent && idx.kind == IndexKind::Global {
+        return Err(ApiError::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
+    }
+    Ok(Some(idx.clone()))
+}
+
+/// Whether the read needs the base items (LSI), or DynamoDB's refusal (GSI).
+fn needs_base(
+    def: &TableDef,
+    idx: &IndexDef,
+    sel: Select,
+    proj: Option<&Projection>,
+    filter: Option<&Condition>,
+) -> Result<bool, ApiError> {
+    if idx.projection == ProjectionType::All {
+        return Ok(false);
+    }
+    let missing = |names: Vec<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|a| !idx.projects(&def.key_schema, a))
+            .collect()
+    };
+    let global = idx.kind == IndexKind::Global;
+    if sel == Select::All {
+        if global {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
+                idx.name
+            )));
+        }
+        return Ok(true);
+    }
+    let from_projection = proj.map(|p| missing(p.top_level_attributes())).unwrap_or_default();
+    if !from_projection.is_empty() {
+        if global {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Global secondary index {} does not project the requested attributes: [{}]",
+                idx.name,
+                from_projection.join(", ")
+            )));
+        }
+        return Ok(true);
+    }
+    // A GSI filter on an unprojected attribute sees it as absent; an LSI fetches it.
+    let from_filter = filter.map(|f| missing(f.top_level_attributes())).unwrap_or_default();
+    Ok(!global && !from_filter.is_empty())
 }
 
 /// Where a read stops and what it returns.
 struct Collector {
+    key_names: Vec<String>,
     select: Select,
     projection: Option<Projection>,
     filter: Option<Condition>,
@@ -112,12 +217,14 @@ struct Collector {
 
 impl Collector {
     fn new(
+        key_names: Vec<String>,
         select: Select,
         projection: Option<Projection>,
         filter: Option<Condition>,
         limit: usize,
     ) -> Collector {
         Collector {
+            key_names,
             select,
             projection,
             filter,
@@ -131,12 +238,17 @@ impl Collector {
     }
 
     /// Takes one evaluated item; true when the page is full (Limit or 1 MB).
-    fn offer(&mut self, def: &TableDef, item: Item) -> Result<bool, ApiError> {
+    fn offer(&mut self, item: Item) -> Result<bool, ApiError> {
         self.scanned = self.scanned.saturating_add(1);
         self.bytes = self.bytes.saturating_add(item_size(&item));
         let full = self.scanned >= self.limit || self.bytes >= MAX_PAGE_BYTES;
         if full {
-            self.last = Some(primary_key(def, &item));
+            self.last = Some(
+                self.key_names
+                    .iter()
+                    .filter_map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
+                    .collect(),
+            );
         }
         let keep = match &self.filter {
             Some(f) => f.evaluate(Some(&item))?,
@@ -180,17 +292,6 @@ impl Collector {
     }
 }
 
-/// The primary key attributes of an item (LastEvaluatedKey).
-fn primary_key(def: &TableDef, item: &Item) -> Item {
-    let mut k = Item::new();
-    for attr in std::iter::once(&def.key_schema.hash).chain(def.key_schema.range.iter()) {
-        if let Some(v) = item.get(&attr.name) {
-            k.insert(attr.name.clone(), v.clone());
-        }
-    }
-    k
-}
-
 fn starting_key(def: &TableDef, esk: &Item) -> Result<ItemKey, ApiError> {
     key_from_map(def, esk).map_err(|e| match e {
         ApiError::Validation(m) => {
@@ -200,17 +301,44 @@ fn starting_key(def: &TableDef, esk: &Item) -> Result<ItemKey, ApiError> {
     })
 }
 
+/// Where an index read resumes: the base key and the entry's index key.
+struct IndexStart {
+    base: ItemKey,
+    pk: AttributeValue,
+    sk: Option<AttributeValue>,
+}
+
+/// ExclusiveStartKey of an index read: exactly the table's and the index's key attributes.
+fn index_starting_key(
+    def: &TableDef,
+    idx: &IndexDef,
+    names: &[String],
+    esk: &Item,
+) -> Result<IndexStart, ApiError> {
+    let invalid = || ApiError::validation("The provided starting key is invalid");
+    if esk.len() != names.len() || names.iter().any(|n| !esk.contains_key(n)) {
+        return Err(invalid());
+    }
+    let table_part: Item = std::iter::once(&def.key_schema.hash)
+        .chain(def.key_schema.range.iter())
+        .filter_map(|a| esk.get(&a.name).map(|v| (a.name.clone(), v.clone())))
+        .collect();
+    let base = starting_key(def, &table_part)?;
+    let (pk, sk) = idx.key_of(esk).ok_or_else(invalid)?;
+    Ok(IndexStart { base, pk, sk })
+}
+
 /// Key condition values against the schema's types.
-fn check_key_types(def: &TableDef, kc: &KeyCondition) -> Result<(), ApiError> {
+fn check_key_types(schema: &KeySchema, kc: &KeyCondition) -> Result<(), ApiError> {
     let mismatch = || {
         ApiError::validation(
             "One or more parameter values were invalid: Condition parameter type does not match schema type",
         )
     };
-    if !def.key_schema.hash.ty.matches(&kc.partition.1) {
+    if !schema.hash.ty.matches(&kc.partition.1) {
         return Err(mismatch());
     }
-    if let (Some((_, sc)), Some(r)) = (&kc.sort, &def.key_schema.range) {
+    if let (Some((_, sc)), Some(r)) = (&kc.sort, &schema.range) {
         if let (SortCondition::BeginsWith(_), ScalarType::N) = (sc, r.ty) {
             return Err(ApiError::validation(
                 "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
@@ -232,14 +360,14 @@ fn check_key_types(def: &TableDef, kc: &KeyCondition) -> Result<(), ApiError> {
 
 /// The key condition of a Query from KeyConditionExpression or legacy KeyConditions.
 pub(crate) fn key_condition(
-    def: &TableDef,
+    schema: &KeySchema,
     ctx: &ExprContext,
     usage: &mut Usage,
     expression: Option<&str>,
     legacy: Option<&crate::protocol::input::LegacyFilter>,
 ) -> Result<KeyCondition, ApiError> {
-    let hash = def.key_schema.hash.name.as_str();
-    let range = def.key_schema.range.as_ref().map(|r| r.name.as_str());
+    let hash = schema.hash.name.as_str();
+    let range = schema.range.as_ref().map(|r| r.name.as_str());
     match (expression, legacy) {
         (Some(src), _) => Ok(expr::parse_key_condition(src, ctx, usage, hash, range)?),
         (None, Some(kc)) => Ok(expr::key_conditions_to_key_condition(kc, hash, range)?),
@@ -251,11 +379,12 @@ pub(crate) fn key_condition(
 
 pub async fn query(svc: &Arc<Services>, input: QueryInput) -> Result<Value, ApiError> {
     let name = table_name(input.table_name)?;
-    no_index(&input.index_name)?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
     let limit = limit(input.limit)?;
     let entry = svc.table(&name)?;
     let def = &entry.def;
+    let consistent = input.consistent_read.unwrap_or(false);
+    let index = resolve_index(def, &input.index_name, consistent)?;
     let names = input.expression_attribute_names.as_ref();
     let values = input.expression_attribute_values.as_ref();
     check_mix(
@@ -278,15 +407,21 @@ pub async fn query(svc: &Arc<Services>, input: QueryInput) -> Result<Value, ApiE
         names,
         values,
     )?;
-    let sel = select(
+    let sel = select_for(
         input.select.as_deref(),
         input.projection_expression.is_some(),
         input.attributes_to_get.is_some(),
+        index.is_some(),
     )?;
+    let mut src = Source {
+        index,
+        fetch_base: false,
+    };
+    let schema = src.schema(def).clone();
     let ctx = ExprContext { names, values };
     let mut usage = Usage::default();
     let kc = key_condition(
-        def,
+        &schema,
         &ctx,
         &mut usage,
         input.key_condition_expression.as_deref(),
@@ -310,11 +445,11 @@ pub async fn query(svc: &Arc<Services>, input: QueryInput) -> Result<Value, ApiE
         input.attributes_to_get.as_ref(),
     )?;
     usage.check_all_used(&ctx)?;
-    check_key_types(def, &kc)?;
+    check_key_types(&schema, &kc)?;
     if let Some(f) = &filter {
         let key_names = [
-            Some(def.key_schema.hash.name.as_str()),
-            def.key_schema.range.as_ref().map(|r| r.name.as_str()),
+            Some(schema.hash.name.as_str()),
+            schema.range.as_ref().map(|r| r.name.as_str()),
         ];
         for a in f.top_level_attributes() {
             if key_names.contains(&Some(a.as_str())) {
@@ -324,31 +459,234 @@ pub async fn query(svc: &Arc<Services>, input: QueryInput) -> Result<Value, ApiE
             }
         }
     }
-    let start = match &input.exclusive_start_key {
-        Some(esk) => {
-            let k = starting_key(def, esk)?;
-            if k.pk != kc.partition.1 {
-                return Err(ApiError::validation(
-                    "The provided starting key is invalid: The provided key element does not match the query's partition key",
-                ));
-            }
-            Some(k)
-        }
-        None => None,
-    };
-    let consistent = input.consistent_read.unwrap_or(false);
-    let collector = Collector::new(sel, proj, filter, limit);
+    if let Some(idx) = &src.index {
+        src.fetch_base = needs_base(def, idx, sel, proj.as_ref(), filter.as_ref())?;
+    }
+    let key_names = src.key_names(def);
+    let collector = Collector::new(key_names.clone(), sel, proj, filter, limit);
     let forward = input.scan_index_forward.unwrap_or(true);
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
     let e2 = entry.clone();
-    let collector = blocking(move || {
-        let mut c = collector;
-        run_query(&svc2, &keys, &e2, &kc, start.as_ref(), !forward, &mut c)?;
-        Ok(c)
-    })
-    .await?;
+    let collector = match src.index.clone() {
+        None => {
+            let start = match &input.exclusive_start_key {
+                Some(esk) => {
+                    let k = starting_key(def, esk)?;
+                    if k.pk != kc.partition.1 {
+                        return Err(ApiError::validation(
+                            "The provided starting key is invalid: The provided key element does not match the query's partition key",
+                        ));
+                    }
+                    Some(k)
+                }
+                None => None,
+            };
+            blocking(move || {
+                let mut c = collector;
+                run_query(&svc2, &keys, &e2, &kc, start.as_ref(), !forward, &mut c)?;
+                Ok(c)
+            })
+            .await?
+        }
+        Some(idx) => {
+            let start = match &input.exclusive_start_key {
+                Some(esk) => {
+                    let s = index_starting_key(def, &idx, &key_names, esk)?;
+                    if s.pk != kc.partition.1 {
+                        return Err(ApiError::validation(
+                            "The provided starting key is invalid: The provided key element does not match the query's partition key",
+                        ));
+                    }
+                    Some(s)
+                }
+                None => None,
+            };
+            let fetch = src.fetch_base;
+            blocking(move || {
+                let mut c = collector;
+                let r = IndexRead {
+                    svc: &svc2,
+                    keys: &keys,
+                    entry: &e2,
+                    idx: &idx,
+                    fetch_base: fetch,
+                };
+                r.query(&kc, start.as_ref(), !forward, &mut c)?;
+                Ok(c)
+            })
+            .await?
+        }
+    };
     collector.response(&name, cap, consistent)
+}
+
+/// One read of a secondary index.
+struct IndexRead<'a> {
+    svc: &'a Services,
+    keys: &'a TableKeys,
+    entry: &'a TableEntry,
+    idx: &'a IndexDef,
+    fetch_base: bool,
+}
+
+impl IndexRead<'_> {
+    fn open(&self, at: &[u8], bytes: &[u8]) -> Result<Item, ApiError> {
+        let e = items::open_index_entry(self.keys, &self.entry.def, self.idx, at, bytes)
+            .map_err(|e| {
+                self.svc.audit.record(
+                    "integrity",
+                    json!({"table": self.entry.def.name, "index": self.idx.name,
+                           "storage_key": hex::encode(at), "error": e.to_string()}),
+                );
+                ApiError::from(e)
+            })?;
+        if !self.fetch_base {
+            return Ok(e);
+        }
+        let base = crate::ops::keys::key_from_item(&self.entry.def, &e)?;
+        let sk = items::storage_key(self.keys, BASE_INDEX, &base)?;
+        match self.svc.store.get(Space::Items, &sk)? {
+            Some(b) => open_item(self.svc, self.keys, self.entry, &sk, &b),
+            // Deleted between the two reads: what the index held is all there is.
+            None => Ok(e),
+        }
+    }
+
+    fn start_at(&self, s: &IndexStart) -> Result<Vec<u8>, ApiError> {
+        Ok(items::index_storage_key(
+            self.keys,
+            self.idx.id,
+            &s.pk,
+            s.sk.as_ref(),
+            &s.base,
+        )?)
+    }
+
+    /// Entries in `[from, to)` of the items space in storage order (hash-only index
+    /// partitions, and Scan).
+    fn walk(&self, mut from: Vec<u8>, to: &[u8], c: &mut Collector) -> Result<(), ApiError> {
+        loop {
+            let want = c.remaining().min(CHUNK);
+            if want == 0 {
+                return Ok(());
+            }
+            let page = self
+                .svc
+                .store
+                .scan(Space::Items, &from, Some(to), false, want)?;
+            for (k, v) in &page.entries {
+                if c.offer(self.open(k, v)?)? {
+                    return Ok(());
+                }
+            }
+            match page.entries.last() {
+                Some((k, _)) if page.more => from = [k.as_slice(), &[0u8]].concat(),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn query(
+        &self,
+        kc: &KeyCondition,
+        start: Option<&IndexStart>,
+        reverse: bool,
+        c: &mut Collector,
+    ) -> Result<(), ApiError> {
+        let prefix = items::index_partition_prefix(self.keys, self.idx.id, &kc.partition.1)?;
+        if self.idx.key_schema.range.is_none() {
+            let from = match start {
+                Some(s) => [self.start_at(s)?.as_slice(), &[0u8]].concat(),
+                None => prefix.clone(),
+            };
+            return self.walk(from, &crate::indexes::prefix_end(&prefix), c);
+        }
+        let part = PartitionRef { prefix: &prefix };
+        let crypto = IndexPages {
+            keys: self.keys,
+            index: self.idx.id,
+        };
+        let sc = kc.sort.as_ref().map(|(_, s)| s);
+        let (mut lower, mut upper, pr) = bounds(sc)?;
+        if let Some(pr) = &pr {
+            lower = pr.lower();
+            upper = pr.upper();
+        }
+        let mut cursor: Option<(AttributeValue, [u8; 16])> = match start {
+            Some(s) => {
+                let at = self.start_at(s)?;
+                let token = items::item_token_of(&at)
+                    .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?;
+                s.sk.clone().map(|v| (v, token))
+            }
+            None => None,
+        };
+        loop {
+            let want = c.remaining().min(CHUNK);
+            if want == 0 {
+                return Ok(());
+            }
+            let entries = sort_index::range(
+                self.svc.store.as_ref(),
+                &crypto,
+                &part,
+                &RangeQuery {
+                    lower,
+                    upper,
+                    reverse,
+                    start_after: cursor.as_ref().map(|(v, t)| Position {
+                        sort_key: v,
+                        item_token: t,
+                    }),
+                    limit: want,
+                },
+            )
+            .map_err(index_error)?;
+            let at: Vec<Vec<u8>> = entries
+                .iter()
+                .map(|e| [prefix.as_slice(), &e.item_token].concat())
+                .collect();
+            let lookups: Vec<(Space, &[u8])> =
+                at.iter().map(|k| (Space::Items, k.as_slice())).collect();
+            let values = self.svc.store.multi_get(&lookups)?;
+            for ((e, k), v) in entries.iter().zip(&at).zip(values) {
+                cursor = Some((e.sort_key.clone(), e.item_token));
+                let Some(bytes) = v else { continue };
+                if c.offer(self.open(k, &bytes)?)? {
+                    return Ok(());
+                }
+            }
+            if entries.len() < want {
+                return Ok(());
+            }
+        }
+    }
+
+    fn scan(
+        &self,
+        (segment, total): (u64, u64),
+        start: Option<&IndexStart>,
+        c: &mut Collector,
+    ) -> Result<(), ApiError> {
+        let mut space = items::table_prefix(&self.keys.keyspace);
+        space.push(self.idx.id);
+        let lo = segment_bound(&space, segment, total);
+        let hi = segment_bound(&space, segment.saturating_add(1), total);
+        let from = match start {
+            Some(s) => {
+                let at = self.start_at(s)?;
+                if at < lo || at >= hi {
+                    return Err(ApiError::validation(
+                        "The provided Exclusive start key does not map to the provided segment",
+                    ));
+                }
+                [at.as_slice(), &[0u8]].concat()
+            }
+            None => lo,
+        };
+        self.walk(from, &hi, c)
+    }
 }
 
 fn bounds(
@@ -391,7 +729,7 @@ fn run_query(
         };
         let sk = items::storage_key(keys, BASE_INDEX, &key)?;
         if let Some(bytes) = svc.store.get(Space::Items, &sk)? {
-            c.offer(def, open_item(svc, keys, entry, &sk, &bytes)?)?;
+            c.offer(open_item(svc, keys, entry, &sk, &bytes)?)?;
         }
         return Ok(());
     }
@@ -451,7 +789,7 @@ fn run_query(
             // An entry whose item is gone was deleted between the two reads: skip it.
             let Some(bytes) = v else { continue };
             let item = open_item(svc, keys, entry, k, &bytes)?;
-            if c.offer(def, item)? {
+            if c.offer(item)? {
                 return Ok(());
             }
         }
@@ -482,7 +820,6 @@ fn segment_bound(table: &[u8], i: u64, total: u64) -> Vec<u8> {
 
 pub async fn scan(svc: &Arc<Services>, input: ScanInput) -> Result<Value, ApiError> {
     let name = table_name(input.table_name)?;
-    no_index(&input.index_name)?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
     let limit = limit(input.limit)?;
     let (segment, total) = match (input.segment, input.total_segments) {
@@ -516,6 +853,8 @@ pub async fn scan(svc: &Arc<Services>, input: ScanInput) -> Result<Value, ApiErr
     };
     let entry = svc.table(&name)?;
     let def = &entry.def;
+    let consistent = input.consistent_read.unwrap_or(false);
+    let index = resolve_index(def, &input.index_name, consistent)?;
     let names = input.expression_attribute_names.as_ref();
     let values = input.expression_attribute_values.as_ref();
     check_mix(
@@ -533,10 +872,11 @@ pub async fn scan(svc: &Arc<Services>, input: ScanInput) -> Result<Value, ApiErr
         names,
         values,
     )?;
-    let sel = select(
+    let sel = select_for(
         input.select.as_deref(),
         input.projection_expression.is_some(),
         input.attributes_to_get.is_some(),
+        index.is_some(),
     )?;
     let ctx = ExprContext { names, values };
     let mut usage = Usage::default();
@@ -552,21 +892,52 @@ pub async fn scan(svc: &Arc<Services>, input: ScanInput) -> Result<Value, ApiErr
         input.attributes_to_get.as_ref(),
     )?;
     usage.check_all_used(&ctx)?;
-    let start = match &input.exclusive_start_key {
-        Some(esk) => Some(starting_key(def, esk)?),
-        None => None,
+    let mut src = Source {
+        index,
+        fetch_base: false,
     };
-    let consistent = input.consistent_read.unwrap_or(false);
-    let collector = Collector::new(sel, proj, filter, limit);
+    if let Some(idx) = &src.index {
+        src.fetch_base = needs_base(def, idx, sel, proj.as_ref(), filter.as_ref())?;
+    }
+    let key_names = src.key_names(def);
+    let collector = Collector::new(key_names.clone(), sel, proj, filter, limit);
     let keys = svc.table_keys(&entry).await?;
     let svc2 = svc.clone();
     let e2 = entry.clone();
-    let collector = blocking(move || {
-        let mut c = collector;
-        run_scan(&svc2, &keys, &e2, (segment, total), start.as_ref(), &mut c)?;
-        Ok(c)
-    })
-    .await?;
+    let collector = match src.index.clone() {
+        None => {
+            let start = match &input.exclusive_start_key {
+                Some(esk) => Some(starting_key(def, esk)?),
+                None => None,
+            };
+            blocking(move || {
+                let mut c = collector;
+                run_scan(&svc2, &keys, &e2, (segment, total), start.as_ref(), &mut c)?;
+                Ok(c)
+            })
+            .await?
+        }
+        Some(idx) => {
+            let start = match &input.exclusive_start_key {
+                Some(esk) => Some(index_starting_key(def, &idx, &key_names, esk)?),
+                None => None,
+            };
+            let fetch = src.fetch_base;
+            blocking(move || {
+                let mut c = collector;
+                let r = IndexRead {
+                    svc: &svc2,
+                    keys: &keys,
+                    entry: &e2,
+                    idx: &idx,
+                    fetch_base: fetch,
+                };
+                r.scan((segment, total), start.as_ref(), &mut c)?;
+                Ok(c)
+            })
+            .await?
+        }
+    };
     collector.response(&name, cap, consistent)
 }
 
@@ -605,7 +976,7 @@ fn run_scan(
             .scan(Space::Items, &from, Some(&hi), false, want)?;
         for (k, v) in &page.entries {
             let item = open_item(svc, keys, entry, k, v)?;
-            if c.offer(&entry.def, item)? {
+            if c.offer(item)? {
                 return Ok(());
             }
         }
@@ -635,8 +1006,10 @@ mod tests {
                 prev = b;
             }
         }
-        assert!(select(Some("COUNT"), true, false).is_err());
-        assert_eq!(select(None, false, true).unwrap(), Select::Specific);
+        assert!(select_for(Some("COUNT"), true, false, false).is_err());
+        assert_eq!(select_for(None, false, false, true).unwrap(), Select::AllProjected);
+        assert!(select_for(Some("ALL_PROJECTED_ATTRIBUTES"), false, false, false).is_err());
+        assert_eq!(select_for(None, false, true, false).unwrap(), Select::Specific);
         assert!(limit(Some(0)).is_err());
     }
 }

@@ -123,7 +123,9 @@ fn validated_schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttr>
             attrs.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
-    if attrs.len() != elems.len() {
+    // With indexes, crate::indexes checks that every definition is used by some key.
+    let indexed = input.global_secondary_indexes.is_some() || input.local_secondary_indexes.is_some();
+    if attrs.len() != elems.len() && !indexed {
         return Err(ApiError::validation(
             "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
         ));
@@ -184,7 +186,7 @@ fn validated_billing(input: &CreateTableInput) -> Result<(String, Option<Through
 }
 
 /// The KMS key a new table is sealed under, and whether the table named it.
-async fn resolve_table_kms_key(
+pub(crate) async fn resolve_table_kms_key(
     svc: &Services,
     input: &CreateTableInput,
 ) -> Result<(String, bool), ApiError> {
@@ -227,11 +229,15 @@ pub async fn create_table(svc: &Services, input: CreateTableInput) -> Result<Val
     let name = table_name(input.table_name.clone())?;
     let (key_schema, attribute_definitions) = validated_schema(&input)?;
     let (billing_mode, throughput) = validated_billing(&input)?;
-    if input.global_secondary_indexes.is_some() || input.local_secondary_indexes.is_some() {
-        return Err(ApiError::validation(
-            "sealdb does not support secondary indexes yet (GlobalSecondaryIndexes, LocalSecondaryIndexes)",
-        ));
-    }
+    let indexes = crate::indexes::create::validated_indexes(
+        &crate::indexes::create::TableShape {
+            key_schema: &key_schema,
+            attributes: &attribute_definitions,
+            billing_mode: &billing_mode,
+        },
+        input.local_secondary_indexes.as_ref(),
+        input.global_secondary_indexes.as_ref(),
+    )?;
     if let Some(class) = &input.table_class {
         if class != "STANDARD" && class != "STANDARD_INFREQUENT_ACCESS" {
             return Err(enum_error(
@@ -241,6 +247,10 @@ pub async fn create_table(svc: &Services, input: CreateTableInput) -> Result<Val
             ));
         }
     }
+    let tags: std::collections::BTreeMap<String, String> =
+        super::tags::validated_tags(input.tags.as_deref().unwrap_or(&[]))?
+            .into_iter()
+            .collect();
     if svc.catalog.table(&name).is_some() {
         return Err(ApiError::ResourceInUse(format!(
             "Table already exists: {name}"
@@ -265,8 +275,11 @@ pub async fn create_table(svc: &Services, input: CreateTableInput) -> Result<Val
             .table_class
             .clone()
             .unwrap_or_else(|| "STANDARD".into()),
-        tags: Default::default(),
+        tags,
         ttl_attribute: None,
+        pay_per_request_since: None,
+        resource_policy: None,
+        indexes,
     };
     let entry = svc.catalog.create_table(def, keys).await?;
     Ok(json!({ "TableDescription": describe(svc, &entry.def, entry.stats.snapshot(), "ACTIVE") }))
@@ -279,6 +292,17 @@ pub async fn describe_table(svc: &Services, input: TableNameInput) -> Result<Val
             "Requested resource not found: Table: {name} not found"
         ))
     })?;
+    if !entry.def.indexes.is_empty() {
+        let (store, ks) = (svc.store.clone(), entry.def.keyspace);
+        let ids: Vec<u8> = entry.def.indexes.iter().map(|i| i.id).collect();
+        super::blocking(move || {
+            for id in ids {
+                crate::indexes::stats::ensure_counted(store.as_ref(), &ks, id)?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
     let mut table = describe(svc, &entry.def, entry.stats.snapshot(), "ACTIVE");
     if let Some(since) = entry.keys.inaccessible_since() {
         // DynamoDB's state for a table whose KMS key is disabled or scheduled for deletion.
@@ -331,15 +355,15 @@ pub async fn delete_table(svc: &Services, input: TableNameInput) -> Result<Value
         ))
     })?;
     if entry.def.deletion_protection {
-        return Err(ApiError::validation(format!(
-            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first. Table: {name}"
-        )));
+        return Err(ApiError::validation(
+            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
+        ));
     }
     let entry = svc.catalog.delete_table(&name).await?;
     Ok(json!({ "TableDescription": describe(svc, &entry.def, entry.stats.snapshot(), "DELETING") }))
 }
 
-fn describe(svc: &Services, def: &TableDef, stats: (i64, i64), status: &str) -> Value {
+pub(crate) fn describe(svc: &Services, def: &TableDef, stats: (i64, i64), status: &str) -> Value {
     let mut key_schema =
         vec![json!({"AttributeName": def.key_schema.hash.name, "KeyType": "HASH"})];
     if let Some(r) = &def.key_schema.range {
@@ -357,7 +381,8 @@ fn describe(svc: &Services, def: &TableDef, stats: (i64, i64), status: &str) -> 
         .unwrap_or((0, 0));
     let mut billing = json!({"BillingMode": def.billing_mode});
     if def.billing_mode == "PAY_PER_REQUEST" {
-        billing["LastUpdateToPayPerRequestDateTime"] = json!(def.created);
+        billing["LastUpdateToPayPerRequestDateTime"] =
+            json!(def.pay_per_request_since.unwrap_or(def.created));
     }
     let mut t = json!({
         "TableName": def.name,
@@ -380,6 +405,13 @@ fn describe(svc: &Services, def: &TableDef, stats: (i64, i64), status: &str) -> 
             "SSEType": "KMS",
             "KMSMasterKeyArn": def.keys.kms_key_arn,
         });
+    }
+    let (lsis, gsis) = crate::indexes::describe::describe(def, &t["TableArn"].as_str().unwrap_or_default().to_string());
+    if let Some(l) = lsis {
+        t["LocalSecondaryIndexes"] = l;
+    }
+    if let Some(g) = gsis {
+        t["GlobalSecondaryIndexes"] = g;
     }
     t
 }

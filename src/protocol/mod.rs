@@ -3,4 +3,4 @@ pub mod attr;
 pub mod input;
 pub mod input_items;
 pub mod operation;
-pub use operation::{AdminOp, Operation};
+pub use operation::{AdminOp, KeysOp, Operation};

@@ -25,9 +25,47 @@ pub enum Operation {
     BatchWriteItem,
     TransactWriteItems,
     TransactGetItems,
+    UpdateTable,
+    UpdateTimeToLive,
+    DescribeTimeToLive,
+    TagResource,
+    UntagResource,
+    ListTagsOfResource,
+    PutResourcePolicy,
+    GetResourcePolicy,
+    DeleteResourcePolicy,
     /// A DynamoDB operation sealdb does not implement yet.
     NotImplemented(&'static str),
     Admin(AdminOp),
+    /// sealdb's key administration API (authorized as `sealdb:<name>` on the table ARN).
+    Keys(KeysOp),
+}
+
+/// Key administration operations (`SealDBAdmin_20261101.<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysOp {
+    KeysStatus,
+    RotateDataKey,
+    ReencryptTable,
+    RetireGeneration,
+}
+
+impl KeysOp {
+    pub const ALL: [KeysOp; 4] = [
+        KeysOp::KeysStatus,
+        KeysOp::RotateDataKey,
+        KeysOp::ReencryptTable,
+        KeysOp::RetireGeneration,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeysOp::KeysStatus => "KeysStatus",
+            KeysOp::RotateDataKey => "RotateDataKey",
+            KeysOp::ReencryptTable => "ReencryptTable",
+            KeysOp::RetireGeneration => "RetireGeneration",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +78,63 @@ pub enum AdminOp {
     ListAccessKeys,
     PutUserPolicy,
     DeleteUserPolicy,
+    // Groups, roles, sessions, boundaries, tags (issue 5): parsed through `AdminOp::DIRECTORY`.
+    CreateGroup,
+    DeleteGroup,
+    ListGroups,
+    AddUserToGroup,
+    RemoveUserFromGroup,
+    PutGroupPolicy,
+    DeleteGroupPolicy,
+    AttachGroupPolicy,
+    DetachGroupPolicy,
+    CreateRole,
+    DeleteRole,
+    ListRoles,
+    PutRolePolicy,
+    DeleteRolePolicy,
+    AttachRolePolicy,
+    DetachRolePolicy,
+    PutUserPermissionsBoundary,
+    DeleteUserPermissionsBoundary,
+    PutRolePermissionsBoundary,
+    DeleteRolePermissionsBoundary,
+    TagUser,
+    TagRole,
+    CreateRoleSession,
+    UpdateAccessKey,
+    SimulatePrincipalPolicy,
+}
+
+impl AdminOp {
+    /// The directory operations beyond users and access keys.
+    pub const DIRECTORY: [AdminOp; 25] = [
+        AdminOp::CreateGroup,
+        AdminOp::DeleteGroup,
+        AdminOp::ListGroups,
+        AdminOp::AddUserToGroup,
+        AdminOp::RemoveUserFromGroup,
+        AdminOp::PutGroupPolicy,
+        AdminOp::DeleteGroupPolicy,
+        AdminOp::AttachGroupPolicy,
+        AdminOp::DetachGroupPolicy,
+        AdminOp::CreateRole,
+        AdminOp::DeleteRole,
+        AdminOp::ListRoles,
+        AdminOp::PutRolePolicy,
+        AdminOp::DeleteRolePolicy,
+        AdminOp::AttachRolePolicy,
+        AdminOp::DetachRolePolicy,
+        AdminOp::PutUserPermissionsBoundary,
+        AdminOp::DeleteUserPermissionsBoundary,
+        AdminOp::PutRolePermissionsBoundary,
+        AdminOp::DeleteRolePermissionsBoundary,
+        AdminOp::TagUser,
+        AdminOp::TagRole,
+        AdminOp::CreateRoleSession,
+        AdminOp::UpdateAccessKey,
+        AdminOp::SimulatePrincipalPolicy,
+    ];
 }
 
 /// Every operation in DynamoDB's 2012-08-10 service model.
@@ -125,6 +220,15 @@ impl Operation {
                 "BatchWriteItem" => Operation::BatchWriteItem,
                 "TransactWriteItems" => Operation::TransactWriteItems,
                 "TransactGetItems" => Operation::TransactGetItems,
+                "UpdateTable" => Operation::UpdateTable,
+                "UpdateTimeToLive" => Operation::UpdateTimeToLive,
+                "DescribeTimeToLive" => Operation::DescribeTimeToLive,
+                "TagResource" => Operation::TagResource,
+                "UntagResource" => Operation::UntagResource,
+                "ListTagsOfResource" => Operation::ListTagsOfResource,
+                "PutResourcePolicy" => Operation::PutResourcePolicy,
+                "GetResourcePolicy" => Operation::GetResourcePolicy,
+                "DeleteResourcePolicy" => Operation::DeleteResourcePolicy,
                 other => match DYNAMODB_OPERATIONS.iter().find(|n| **n == other) {
                     Some(n) => Operation::NotImplemented(n),
                     None => return Err(unknown()),
@@ -132,6 +236,12 @@ impl Operation {
             });
         }
         if let Some(name) = target.strip_prefix(ADMIN_PREFIX) {
+            if let Some(k) = KeysOp::ALL.iter().find(|k| k.name() == name) {
+                return Ok(Operation::Keys(*k));
+            }
+            if let Some(a) = AdminOp::DIRECTORY.iter().find(|a| a.name() == name) {
+                return Ok(Operation::Admin(*a));
+            }
             return Ok(Operation::Admin(match name {
                 "CreateUser" => AdminOp::CreateUser,
                 "DeleteUser" => AdminOp::DeleteUser,
@@ -165,8 +275,18 @@ impl Operation {
             Operation::BatchWriteItem => "BatchWriteItem",
             Operation::TransactWriteItems => "TransactWriteItems",
             Operation::TransactGetItems => "TransactGetItems",
+            Operation::UpdateTable => "UpdateTable",
+            Operation::UpdateTimeToLive => "UpdateTimeToLive",
+            Operation::DescribeTimeToLive => "DescribeTimeToLive",
+            Operation::TagResource => "TagResource",
+            Operation::UntagResource => "UntagResource",
+            Operation::ListTagsOfResource => "ListTagsOfResource",
+            Operation::PutResourcePolicy => "PutResourcePolicy",
+            Operation::GetResourcePolicy => "GetResourcePolicy",
+            Operation::DeleteResourcePolicy => "DeleteResourcePolicy",
             Operation::NotImplemented(n) => n,
             Operation::Admin(a) => a.name(),
+            Operation::Keys(k) => k.name(),
         }
     }
 }
@@ -182,6 +302,31 @@ impl AdminOp {
             AdminOp::ListAccessKeys => "ListAccessKeys",
             AdminOp::PutUserPolicy => "PutUserPolicy",
             AdminOp::DeleteUserPolicy => "DeleteUserPolicy",
+            AdminOp::CreateGroup => "CreateGroup",
+            AdminOp::DeleteGroup => "DeleteGroup",
+            AdminOp::ListGroups => "ListGroups",
+            AdminOp::AddUserToGroup => "AddUserToGroup",
+            AdminOp::RemoveUserFromGroup => "RemoveUserFromGroup",
+            AdminOp::PutGroupPolicy => "PutGroupPolicy",
+            AdminOp::DeleteGroupPolicy => "DeleteGroupPolicy",
+            AdminOp::AttachGroupPolicy => "AttachGroupPolicy",
+            AdminOp::DetachGroupPolicy => "DetachGroupPolicy",
+            AdminOp::CreateRole => "CreateRole",
+            AdminOp::DeleteRole => "DeleteRole",
+            AdminOp::ListRoles => "ListRoles",
+            AdminOp::PutRolePolicy => "PutRolePolicy",
+            AdminOp::DeleteRolePolicy => "DeleteRolePolicy",
+            AdminOp::AttachRolePolicy => "AttachRolePolicy",
+            AdminOp::DetachRolePolicy => "DetachRolePolicy",
+            AdminOp::PutUserPermissionsBoundary => "PutUserPermissionsBoundary",
+            AdminOp::DeleteUserPermissionsBoundary => "DeleteUserPermissionsBoundary",
+            AdminOp::PutRolePermissionsBoundary => "PutRolePermissionsBoundary",
+            AdminOp::DeleteRolePermissionsBoundary => "DeleteRolePermissionsBoundary",
+            AdminOp::TagUser => "TagUser",
+            AdminOp::TagRole => "TagRole",
+            AdminOp::CreateRoleSession => "CreateRoleSession",
+            AdminOp::UpdateAccessKey => "UpdateAccessKey",
+            AdminOp::SimulatePrincipalPolicy => "SimulatePrincipalPolicy",
         }
     }
 }

@@ -7,10 +7,12 @@
 //! `rocks.rs` is the only module in the project that names RocksDB types.
 
 mod mem;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 pub mod sort_index;
 
 pub use mem::MemStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
 /// A keyspace of the store. Each is one RocksDB column family, so that each can be tuned (bloom

@@ -216,6 +216,17 @@ fn derive(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
 /// The derived signing key `kSigning`, ready for HMAC. The raw intermediate keys are zeroized
 /// as soon as the next one is derived; ring keeps the final key only as HMAC state.
 pub(super) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+    let k_signing = signing_key_bytes(secret, date, region, service);
+    hmac::Key::new(hmac::HMAC_SHA256, &k_signing[..])
+}
+
+/// The raw `kSigning` bytes (for the verifier's cache), zeroized when dropped.
+pub(super) fn signing_key_bytes(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> Zeroizing<[u8; 32]> {
     let mut k_secret = Zeroizing::new(Vec::with_capacity(secret.len().saturating_add(4)));
     k_secret.extend_from_slice(b"AWS4");
     k_secret.extend_from_slice(secret.as_bytes());
@@ -225,9 +236,7 @@ pub(super) fn signing_key(secret: &str, date: &str, region: &str, service: &str)
     drop(k_date);
     let k_service = derive(&k_region[..], service.as_bytes());
     drop(k_region);
-    let k_signing = derive(&k_service[..], TERMINATOR.as_bytes());
-    drop(k_service);
-    hmac::Key::new(hmac::HMAC_SHA256, &k_signing[..])
+    derive(&k_service[..], TERMINATOR.as_bytes())
 }
 
 /// The credential scope `date/region/service/aws4_request`.

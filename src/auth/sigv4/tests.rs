@@ -659,6 +659,43 @@ fn presigned_parameter_errors() {
     );
 }
 
+/// The per-thread signing key cache must follow the secret, not just the access key id: a key
+/// pair re-imported under the same id with a new secret invalidates signatures made with the
+/// old one, even right after the old one was verified (and cached) on this thread.
+#[test]
+fn signing_key_cache_follows_the_secret() {
+    struct Rotating(&'static str);
+    impl KeyLookup for Rotating {
+        fn lookup(&self, id: &str) -> Option<KeyMaterial> {
+            (id == AKID).then(|| KeyMaterial {
+                secret: Zeroizing::new(self.0.to_owned()),
+                session_token: None,
+            })
+        }
+    }
+    let req = Req::new(b"{}").signed(T0);
+    let parts = RequestParts {
+        method: &req.method,
+        path: &req.path,
+        query: None,
+        headers: &req.headers,
+        body: &req.body,
+    };
+    for _ in 0..2 {
+        assert!(verify(&parts, &CFG, at(T0), &Rotating(SECRET)).is_ok());
+        assert_err(
+            verify(&parts, &CFG, at(T0), &Rotating("another-secret")),
+            "InvalidSignatureException",
+            MSG_SIGNATURE_MISMATCH,
+        );
+    }
+    let cached = CachedSigningKey {
+        secret_digest: [1; 32],
+        k_signing: Zeroizing::new([7; 32]),
+    };
+    assert_eq!(format!("{cached:?}"), "CachedSigningKey([redacted])");
+}
+
 #[test]
 fn secrets_are_redacted() {
     let key = Keys.lookup(TOKEN_AKID).unwrap();
