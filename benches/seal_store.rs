@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sealdb::catalog::tables::{KeyAttr, KeySchema, ScalarType, TableDef};
+use sealdb::catalog::tables::TableDef;
 use sealdb::crypto::keyring::{create_table_keys, TableKeys, WrappedTableKeys};
 use sealdb::items::{self, ItemKey, BASE_INDEX};
 use sealdb::kms::local::{LocalKms, DEFAULT_ALIAS};
@@ -17,26 +17,21 @@ fn table() -> (TableDef, TableKeys) {
     let (wrapped, keys): (WrappedTableKeys, TableKeys) = rt
         .block_on(create_table_keys(&kms, DEFAULT_ALIAS, &ks))
         .unwrap();
-    let def = TableDef {
-        name: "bench".into(),
-        table_id: "id".into(),
-        keyspace: ks,
-        key_schema: KeySchema {
-            hash: KeyAttr {
-                name: "pk".into(),
-                ty: ScalarType::S,
-            },
-            range: None,
-        },
-        attribute_definitions: vec![],
-        billing_mode: "PAY_PER_REQUEST".into(),
-        throughput: None,
-        created: 0.0,
-        sse_explicit: false,
-        keys: wrapped,
-        deletion_protection: false,
-        table_class: "STANDARD".into(),
-    };
+    // Built through serde so that optional TableDef fields (tags, indexes, ...) take their
+    // stored defaults, as for a record written by an older version.
+    let def: TableDef = serde_json::from_value(serde_json::json!({
+        "name": "bench",
+        "table_id": "id",
+        "keyspace": hex::encode(ks),
+        "key_schema": {"hash": {"name": "pk", "ty": "S"}, "range": null},
+        "attribute_definitions": [],
+        "billing_mode": "PAY_PER_REQUEST",
+        "throughput": null,
+        "created": 0.0,
+        "sse_explicit": false,
+        "keys": serde_json::to_value(&wrapped).unwrap(),
+    }))
+    .unwrap();
     (def, keys)
 }
 

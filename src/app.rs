@@ -213,6 +213,7 @@ pub struct Running {
     join: tokio::task::JoinHandle<Result<(), ServerError>>,
     refresher: tokio::task::JoinHandle<()>,
     ttl_sweeper: tokio::task::JoinHandle<()>,
+    index_worker: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -227,6 +228,7 @@ impl Running {
             .map_err(|e| AppError::Bootstrap(format!("server task: {e}")))?;
         self.refresher.abort();
         self.ttl_sweeper.abort();
+        self.index_worker.abort();
         self.services.audit.close();
         r.map_err(AppError::from)
     }
@@ -262,6 +264,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let dev_credentials = bootstrap_dev_principal(&services).await?;
     let refresher = spawn_key_refresher(&services);
     let ttl_sweeper = crate::ops::ttl::spawn_sweeper(&services);
+    let index_worker = crate::ops::index_admin::backfill::spawn_worker(&services);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(ServerError::Io)?;
@@ -281,6 +284,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         shutdown: Some(tx),
         refresher,
         ttl_sweeper,
+        index_worker,
         join,
     })
 }

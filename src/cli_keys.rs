@@ -83,7 +83,10 @@ pub enum KeysCommand {
 }
 
 enum Conn {
-    Remote { endpoint: String, target: KeysTarget },
+    Remote {
+        endpoint: String,
+        target: KeysTarget,
+    },
     Offline(Arc<Services>),
 }
 
@@ -225,7 +228,10 @@ fn finished(table: &str, p: &Progress) -> Result<(), String> {
             "table {table}: the re-encryption job stopped before finishing (see the server log); run the command again to resume it"
         ));
     }
-    println!("table {table}: re-encryption finished: {}", progress_line(p));
+    println!(
+        "table {table}: re-encryption finished: {}",
+        progress_line(p)
+    );
     if p.failed > 0 {
         return Err(format!(
             "{} rows could not be re-sealed (integrity failures; see the server log)",

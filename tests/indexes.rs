@@ -184,7 +184,10 @@ async fn each_projection_returns_exactly_what_dynamodb_would() {
     assert_eq!(gs, vec![3, 2]);
     // Hash-only GSI.
     let got = query_index(&c, "Proj", "hOnly", "h", s("G")).await;
-    let got: BTreeSet<String> = got.iter().map(|i| format!("{:?}", only(i, &["pk", "sk"]))).collect();
+    let got: BTreeSet<String> = got
+        .iter()
+        .map(|i| format!("{:?}", only(i, &["pk", "sk"])))
+        .collect();
     assert_eq!(got.len(), 3);
     // LSI KEYS_ONLY: table keys + l, ordered by l within pk p1.
     let got = query_index(&c, "Proj", "lKeys", "pk", s("p1")).await;
@@ -285,7 +288,10 @@ async fn each_projection_returns_exactly_what_dynamodb_would() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(message(&e), "The table does not have the specified index: nope");
+    assert_eq!(
+        message(&e),
+        "The table does not have the specified index: nope"
+    );
     // Key condition against the index's schema.
     let e = c
         .query()
@@ -308,7 +314,7 @@ async fn each_projection_returns_exactly_what_dynamodb_would() {
         &["a".to_string()]
     );
     assert_eq!(inc.item_count(), Some(4));
-    assert!(inc.index_arn().unwrap().ends_with("table/P/index/gInc"));
+    assert!(inc.index_arn().unwrap().ends_with("table/Proj/index/gInc"));
     assert_eq!(
         inc.index_status(),
         Some(&aws_sdk_dynamodb::types::IndexStatus::Active)
@@ -325,11 +331,19 @@ async fn sparse_index_follows_updates_and_deletes() {
     put(
         &c,
         "Sparse",
-        HashMap::from([("pk".into(), s("p")), ("sk".into(), s("x")), ("a".into(), s("v"))]),
+        HashMap::from([
+            ("pk".into(), s("p")),
+            ("sk".into(), s("x")),
+            ("a".into(), s("v")),
+        ]),
     )
     .await;
-    assert!(query_index(&c, "Sparse", "gAll", "g", s("G1")).await.is_empty());
-    assert!(query_index(&c, "Sparse", "lKeys", "pk", s("p")).await.is_empty());
+    assert!(query_index(&c, "Sparse", "gAll", "g", s("G1"))
+        .await
+        .is_empty());
+    assert!(query_index(&c, "Sparse", "lKeys", "pk", s("p"))
+        .await
+        .is_empty());
     let update = |expr: &'static str| {
         c.update_item()
             .table_name("Sparse")
@@ -346,22 +360,33 @@ async fn sparse_index_follows_updates_and_deletes() {
     let got = query_index(&c, "Sparse", "gInc", "g", s("G1")).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["a"], s("v"));
-    assert_eq!(query_index(&c, "Sparse", "lKeys", "pk", s("p")).await.len(), 1);
+    assert_eq!(
+        query_index(&c, "Sparse", "lKeys", "pk", s("p")).await.len(),
+        1
+    );
     // A projected attribute changes: the entry follows.
     update("SET a = :a")
         .expression_attribute_values(":a", s("w"))
         .send()
         .await
         .unwrap();
-    assert_eq!(query_index(&c, "Sparse", "gInc", "g", s("G1")).await[0]["a"], s("w"));
+    assert_eq!(
+        query_index(&c, "Sparse", "gInc", "g", s("G1")).await[0]["a"],
+        s("w")
+    );
     // The index key changes: the entry moves.
     update("SET g = :g")
         .expression_attribute_values(":g", s("G2"))
         .send()
         .await
         .unwrap();
-    assert!(query_index(&c, "Sparse", "gAll", "g", s("G1")).await.is_empty());
-    assert_eq!(query_index(&c, "Sparse", "gAll", "g", s("G2")).await.len(), 1);
+    assert!(query_index(&c, "Sparse", "gAll", "g", s("G1"))
+        .await
+        .is_empty());
+    assert_eq!(
+        query_index(&c, "Sparse", "gAll", "g", s("G2")).await.len(),
+        1
+    );
     // A wrongly typed index key is refused; nothing changes.
     let e = update("SET gs = :x")
         .expression_attribute_values(":x", s("text"))
@@ -376,7 +401,9 @@ async fn sparse_index_follows_updates_and_deletes() {
     );
     // Removing part of the key: out of the GSIs on (g, gs), still in the hash-only one.
     update("REMOVE gs").send().await.unwrap();
-    assert!(query_index(&c, "Sparse", "gAll", "g", s("G2")).await.is_empty());
+    assert!(query_index(&c, "Sparse", "gAll", "g", s("G2"))
+        .await
+        .is_empty());
     // Deleting the item removes every entry.
     c.delete_item()
         .table_name("Sparse")
@@ -385,9 +412,17 @@ async fn sparse_index_follows_updates_and_deletes() {
         .send()
         .await
         .unwrap();
-    assert!(query_index(&c, "Sparse", "lKeys", "pk", s("p")).await.is_empty());
+    assert!(query_index(&c, "Sparse", "lKeys", "pk", s("p"))
+        .await
+        .is_empty());
     for idx in ["gKeys", "gInc", "gAll", "hOnly", "lKeys", "lInc"] {
-        let sc = c.scan().table_name("Sparse").index_name(idx).send().await.unwrap();
+        let sc = c
+            .scan()
+            .table_name("Sparse")
+            .index_name(idx)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(sc.count(), 0, "{idx} still has entries");
     }
 }
@@ -414,8 +449,14 @@ async fn batches_and_transactions_maintain_indexes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(query_index(&c, "Batch", "gKeys", "g", s("G")).await.len(), 10);
-    assert_eq!(query_index(&c, "Batch", "lInc", "pk", s("p")).await.len(), 10);
+    assert_eq!(
+        query_index(&c, "Batch", "gKeys", "g", s("G")).await.len(),
+        10
+    );
+    assert_eq!(
+        query_index(&c, "Batch", "lInc", "pk", s("p")).await.len(),
+        10
+    );
     c.transact_write_items()
         .transact_items(tx_put("Batch", full("q", "s0", "G", 100, 1)))
         .transact_items(
@@ -450,8 +491,14 @@ async fn batches_and_transactions_maintain_indexes() {
     let g = query_index(&c, "Batch", "gKeys", "g", s("G")).await;
     let gs: Vec<i64> = g.iter().map(|i| num(i, "gs")).collect();
     assert_eq!(gs, vec![2, 3, 4, 5, 6, 7, 8, 9, 100]);
-    assert_eq!(query_index(&c, "Batch", "gKeys", "g", s("H")).await.len(), 1);
-    assert_eq!(query_index(&c, "Batch", "lKeys", "pk", s("p")).await.len(), 9);
+    assert_eq!(
+        query_index(&c, "Batch", "gKeys", "g", s("H")).await.len(),
+        1
+    );
+    assert_eq!(
+        query_index(&c, "Batch", "lKeys", "pk", s("p")).await.len(),
+        9
+    );
     // A cancelled transaction leaves the indexes untouched.
     let e = c
         .transact_write_items()
@@ -472,7 +519,10 @@ async fn batches_and_transactions_maintain_indexes() {
         .send()
         .await;
     assert!(e.is_err());
-    assert_eq!(query_index(&c, "Batch", "gKeys", "g", s("G")).await.len(), 9);
+    assert_eq!(
+        query_index(&c, "Batch", "gKeys", "g", s("G")).await.len(),
+        9
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,7 +532,12 @@ async fn index_paging_and_parallel_scan() {
     create_indexed(&c, "Paging").await;
     for i in 0..30 {
         // Several items share a gs value: the order among them is by entry token.
-        put(&c, "Paging", full(&format!("p{}", i % 4), &format!("s{i}"), "G", i % 5, i)).await;
+        put(
+            &c,
+            "Paging",
+            full(&format!("p{}", i % 4), &format!("s{i}"), "G", i % 5, i),
+        )
+        .await;
     }
     for idx in ["gKeys", "hOnly"] {
         let attr = if idx == "hOnly" { "h" } else { "g" };
@@ -501,7 +556,11 @@ async fn index_paging_and_parallel_scan() {
                 .send()
                 .await
                 .unwrap();
-            seen.extend(out.items().iter().map(|i| num(i, "l")));
+            seen.extend(
+                out.items()
+                    .iter()
+                    .map(|i| i["sk"].as_s().unwrap()[1..].parse::<i64>().unwrap()),
+            );
             match out.last_evaluated_key() {
                 Some(k) => {
                     let names: BTreeSet<&str> = k.keys().map(String::as_str).collect();
@@ -516,7 +575,11 @@ async fn index_paging_and_parallel_scan() {
             }
         }
         seen.sort();
-        assert_eq!(seen, (0..30).collect::<Vec<_>>(), "{idx}: pages complete and disjoint");
+        assert_eq!(
+            seen,
+            (0..30).collect::<Vec<_>>(),
+            "{idx}: pages complete and disjoint"
+        );
     }
     let mut all = Vec::new();
     for seg in 0..3 {
@@ -562,7 +625,7 @@ async fn create_table_validation_messages() {
         message(&e)
     };
     let m = msg(base("Val1")
-        .local_secondary_indexes(lsi("l1", "x", proj(ProjectionType::All, &[])))
+        .local_secondary_indexes(lsi("lsi1", "x", proj(ProjectionType::All, &[])))
         .send()
         .await);
     assert_eq!(m, "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [pk, x], AttributeDefinitions: [pk, sk]");
@@ -570,7 +633,7 @@ async fn create_table_validation_messages() {
         .attribute_definitions(attr("x", ScalarAttributeType::N))
         .local_secondary_indexes(
             LocalSecondaryIndex::builder()
-                .index_name("l1")
+                .index_name("lsi1")
                 .set_key_schema(Some(ks("x", Some("sk"))))
                 .projection(proj(ProjectionType::All, &[]))
                 .build()
@@ -578,17 +641,22 @@ async fn create_table_validation_messages() {
         )
         .send()
         .await);
-    assert_eq!(m, "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: l1. index hash key: x, table hash key: pk");
+    assert_eq!(m, "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: lsi1. index hash key: x, table hash key: pk");
     let m = msg(base("Val3")
         .attribute_definitions(attr("x", ScalarAttributeType::N))
-        .global_secondary_indexes(gsi("g1", "x", None, proj(ProjectionType::KeysOnly, &["a"])))
+        .global_secondary_indexes(gsi(
+            "gsi1",
+            "x",
+            None,
+            proj(ProjectionType::KeysOnly, &["a"]),
+        ))
         .send()
         .await);
     assert_eq!(m, "One or more parameter values were invalid: ProjectionType is KEYS_ONLY, but NonKeyAttributes is specified");
     let m = msg(base("Val4")
         .attribute_definitions(attr("x", ScalarAttributeType::N))
         .attribute_definitions(attr("unused", ScalarAttributeType::N))
-        .global_secondary_indexes(gsi("g1", "x", None, proj(ProjectionType::All, &[])))
+        .global_secondary_indexes(gsi("gsi1", "x", None, proj(ProjectionType::All, &[])))
         .send()
         .await);
     assert_eq!(m, "One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [pk, sk, unused, x], keys used: [pk, sk, x]");
@@ -598,7 +666,10 @@ async fn create_table_validation_messages() {
         .global_secondary_indexes(gsi("dup", "x", None, proj(ProjectionType::All, &[])))
         .send()
         .await);
-    assert_eq!(m, "One or more parameter values were invalid: Duplicate index name: dup");
+    assert_eq!(
+        m,
+        "One or more parameter values were invalid: Duplicate index name: dup"
+    );
     let mut b = base("Val6").attribute_definitions(attr("x", ScalarAttributeType::N));
     for i in 0..6 {
         b = b.local_secondary_indexes(lsi(&format!("l{i}x"), "x", proj(ProjectionType::All, &[])));
@@ -607,7 +678,12 @@ async fn create_table_validation_messages() {
     assert_eq!(m, "One or more parameter values were invalid: LocalSecondaryIndex count exceeds the per-table limit of 5");
     let mut b = base("Val7").attribute_definitions(attr("x", ScalarAttributeType::N));
     for i in 0..21 {
-        b = b.global_secondary_indexes(gsi(&format!("g{i}x"), "x", None, proj(ProjectionType::All, &[])));
+        b = b.global_secondary_indexes(gsi(
+            &format!("g{i}x"),
+            "x",
+            None,
+            proj(ProjectionType::All, &[]),
+        ));
     }
     let m = msg(b.send().await);
     assert_eq!(m, "One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of 20");
@@ -620,7 +696,7 @@ async fn create_table_validation_messages() {
         .attribute_definitions(attr("x", ScalarAttributeType::N))
         .local_secondary_indexes(
             LocalSecondaryIndex::builder()
-                .index_name("l1")
+                .index_name("lsi1")
                 .set_key_schema(Some(ks("pk", Some("x"))))
                 .projection(proj(ProjectionType::All, &[]))
                 .build()
@@ -634,7 +710,12 @@ async fn create_table_validation_messages() {
     for i in 0..6 {
         let names: Vec<String> = (0..20).map(|j| format!("a{i}_{j}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        b = b.global_secondary_indexes(gsi(&format!("g{i}x"), "x", None, proj(ProjectionType::Include, &refs)));
+        b = b.global_secondary_indexes(gsi(
+            &format!("g{i}x"),
+            "x",
+            None,
+            proj(ProjectionType::Include, &refs),
+        ));
     }
     let m = msg(b.send().await);
     assert!(m.contains("projected attributes"), "{m}");
@@ -658,7 +739,10 @@ fn needles(marker: &[u8]) -> Vec<Vec<u8>> {
 fn marker() -> String {
     const A: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let bytes: [u8; 20] = sealdb::crypto::secret::random_bytes().unwrap();
-    bytes.iter().map(|b| A[(*b as usize) % A.len()] as char).collect()
+    bytes
+        .iter()
+        .map(|b| A[(*b as usize) % A.len()] as char)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,10 +770,7 @@ async fn canary_scan_finds_no_index_data() {
     }
     srv.services().store.flush_and_compact().unwrap();
     let dir = srv.stop().await;
-    let all: Vec<Vec<u8>> = markers
-        .iter()
-        .flat_map(|m| needles(m.as_bytes()))
-        .collect();
+    let all: Vec<Vec<u8>> = markers.iter().flat_map(|m| needles(m.as_bytes())).collect();
     let mut stack = vec![dir.path().to_path_buf()];
     let mut files = 0;
     while let Some(d) = stack.pop() {

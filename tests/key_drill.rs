@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue as Av, PutRequest, ScalarAttributeType, SseSpecification, SseType,
-    WriteRequest,
+    AttributeValue as Av, PutRequest, ScalarAttributeType, SseSpecification, SseType, WriteRequest,
 };
 use key_support::*;
 
@@ -28,7 +27,10 @@ fn item(i: u32) -> std::collections::HashMap<String, Av> {
     let mut m = std::collections::HashMap::new();
     m.insert("pk".to_string(), Av::S(format!("p{}", i % PARTITIONS)));
     m.insert("sk".to_string(), Av::N(i.to_string()));
-    m.insert("v".to_string(), Av::S(format!("value {i} {}", "x".repeat((i % 50) as usize))));
+    m.insert(
+        "v".to_string(),
+        Av::S(format!("value {i} {}", "x".repeat((i % 50) as usize))),
+    );
     m
 }
 
@@ -268,7 +270,11 @@ async fn key_rotation_and_revocation_drill() {
     assert_eq!(sse.as_deref(), Some(key_b.as_str()));
 
     // Disable A: the table no longer needs it.
-    kms.disable_key().key_id(&key_a).send().await.expect("DisableKey A");
+    kms.disable_key()
+        .key_id(&key_a)
+        .send()
+        .await
+        .expect("DisableKey A");
     tokio::time::sleep(Duration::from_secs(TTL_SECS * 3)).await;
     assert_eq!(table_status(&db).await, "ACTIVE");
     assert_eq!(checksum(&db, TABLE).await, baseline, "after disabling A");
@@ -278,7 +284,8 @@ async fn key_rotation_and_revocation_drill() {
     assert!(ok, "rotate-data-key: {out} {err}");
     assert!(out.contains("generation 2"), "{out}");
     // Generation 1 still holds every row: retiring it is refused.
-    let (ok, _, err) = server.keys_cli(&["retire-generation", "--table", TABLE, "--generation", "1"]);
+    let (ok, _, err) =
+        server.keys_cli(&["retire-generation", "--table", TABLE, "--generation", "1"]);
     assert!(!ok, "retiring a generation in use must fail");
     assert!(err.contains("still used"), "{err}");
 
@@ -298,7 +305,10 @@ async fn key_rotation_and_revocation_drill() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, failed, errors) = traffic.stop().await;
-    assert_eq!(failed, 0, "failed requests during re-encryption: {errors:?}");
+    assert_eq!(
+        failed, 0,
+        "failed requests during re-encryption: {errors:?}"
+    );
     server.kill9();
 
     let server = Server::start(dir.path(), &env, &log);
@@ -330,7 +340,11 @@ async fn key_rotation_and_revocation_drill() {
         .find(|g| g["Generation"] == 1)
         .expect("generation 1")
         .clone();
-    assert_eq!((g1["Items"].as_u64(), g1["Pages"].as_u64()), (Some(0), Some(0)), "{t}");
+    assert_eq!(
+        (g1["Items"].as_u64(), g1["Pages"].as_u64()),
+        (Some(0), Some(0)),
+        "{t}"
+    );
     let g2 = t["Generations"]
         .as_array()
         .unwrap()
@@ -340,7 +354,8 @@ async fn key_rotation_and_revocation_drill() {
         .clone();
     assert_eq!(g2["Items"].as_u64(), Some(ITEMS as u64), "{t}");
     assert!(g2["Pages"].as_u64().unwrap_or(0) > 0, "{t}");
-    let (ok, out, err) = server.keys_cli(&["retire-generation", "--table", TABLE, "--generation", "1"]);
+    let (ok, out, err) =
+        server.keys_cli(&["retire-generation", "--table", TABLE, "--generation", "1"]);
     assert!(ok, "retire-generation: {out} {err}");
     let (_, out, _) = server.keys_cli(&["status", "--table", TABLE, "--json"]);
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -351,10 +366,18 @@ async fn key_rotation_and_revocation_drill() {
         .filter_map(|g| g["Generation"].as_u64())
         .collect();
     assert_eq!(left, vec![2]);
-    assert_eq!(checksum(&db, TABLE).await, baseline, "after retiring generation 1");
+    assert_eq!(
+        checksum(&db, TABLE).await,
+        baseline,
+        "after retiring generation 1"
+    );
 
     // Disable B: inaccessible within the TTL; data calls fail with the KMS error.
-    kms.disable_key().key_id(&key_b).send().await.expect("DisableKey B");
+    kms.disable_key()
+        .key_id(&key_b)
+        .send()
+        .await
+        .expect("DisableKey B");
     wait_status(&db, "INACCESSIBLE_ENCRYPTION_CREDENTIALS").await;
     let err = db
         .get_item()
@@ -370,7 +393,11 @@ async fn key_rotation_and_revocation_drill() {
     assert!(out.contains("Disabled"), "{out}");
 
     // Enable B: the table is back, without a restart.
-    kms.enable_key().key_id(&key_b).send().await.expect("EnableKey B");
+    kms.enable_key()
+        .key_id(&key_b)
+        .send()
+        .await
+        .expect("EnableKey B");
     wait_status(&db, "ACTIVE").await;
     assert_eq!(checksum(&db, TABLE).await, baseline, "after enabling B");
     server.terminate();

@@ -26,7 +26,11 @@ fn seeds() -> Vec<(String, String, [u8; 32])> {
         .map(|i| {
             let mut m = [0u8; 32];
             for (j, b) in m.iter_mut().enumerate() {
-                *b = (i as u8).wrapping_mul(31).wrapping_add(j as u8).wrapping_mul(97) ^ 0x5c;
+                *b = (i as u8)
+                    .wrapping_mul(31)
+                    .wrapping_add(j as u8)
+                    .wrapping_mul(97)
+                    ^ 0x5c;
             }
             (
                 format!("1111111{i}-2222-4333-8444-55555555555{i}"),
@@ -54,10 +58,7 @@ async fn steady_load_costs_a_handful_of_decrypts_and_logs_hold_no_key_material()
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
     let mut env = sealdb_env(&kms_mock.endpoint, "alias/budget-0");
-    env.push((
-        "SEALDB_KMS_KEY_CACHE_TTL_SECS".into(),
-        TTL_SECS.to_string(),
-    ));
+    env.push(("SEALDB_KMS_KEY_CACHE_TTL_SECS".into(), TTL_SECS.to_string()));
     // Everything the server may log, so the grep below has the most to search.
     env.push(("SEALDB_LOG".into(), "debug".into()));
     let server = Server::start(dir.path(), &env, &log);
@@ -89,7 +90,7 @@ async fn steady_load_costs_a_handful_of_decrypts_and_logs_hold_no_key_material()
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let k = format!("k{}", i % 200);
-                let r = if i % 3 == 0 {
+                let r = if i.is_multiple_of(3) {
                     db.put_item()
                         .table_name(&name)
                         .item("pk", Av::S(k))
@@ -181,7 +182,10 @@ async fn steady_load_costs_a_handful_of_decrypts_and_logs_hold_no_key_material()
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m),
         ] {
             assert!(!audit.contains(&needle), "audit log holds key material");
-            assert!(!server_log.contains(&needle), "server log holds key material");
+            assert!(
+                !server_log.contains(&needle),
+                "server log holds key material"
+            );
         }
     }
     // The scan would find it if it were there.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue as Av, BillingMode, ProvisionedThroughput, ScalarAttributeType, TableClass,
-    Tag, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeValue as Av, BillingMode, ProvisionedThroughput, ScalarAttributeType, TableClass, Tag,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
 use common::*;
@@ -267,7 +267,11 @@ async fn update_table_settings_are_validated_applied_and_described() {
         .await
         .unwrap();
     assert_eq!(
-        t.table().unwrap().table_class_summary().unwrap().table_class(),
+        t.table()
+            .unwrap()
+            .table_class_summary()
+            .unwrap()
+            .table_class(),
         Some(&TableClass::StandardInfrequentAccess)
     );
     let e = c
@@ -323,7 +327,11 @@ async fn update_table_settings_are_validated_applied_and_described() {
         .send()
         .await
         .unwrap();
-    c.delete_table().table_name("Settings").send().await.unwrap();
+    c.delete_table()
+        .table_name("Settings")
+        .send()
+        .await
+        .unwrap();
 
     // A table that does not exist.
     let e = c
@@ -353,7 +361,11 @@ async fn update_table_settings_are_validated_applied_and_described() {
         .await
         .unwrap();
     assert_eq!(
-        t.table().unwrap().table_class_summary().unwrap().table_class(),
+        t.table()
+            .unwrap()
+            .table_class_summary()
+            .unwrap()
+            .table_class(),
         Some(&TableClass::StandardInfrequentAccess)
     );
     srv.stop().await;
@@ -551,7 +563,56 @@ async fn expired_items_stay_readable_until_swept() {
         .send()
         .await
         .unwrap();
-    assert!(got.item().is_some(), "DynamoDB returns expired, unswept items");
+    assert!(
+        got.item().is_some(),
+        "DynamoDB returns expired, unswept items"
+    );
+    assert_eq!(c.scan().table_name("Lazy").send().await.unwrap().count(), 1);
+
+    // One sweep period, run by hand: the expired item goes, a live one stays.
+    c.put_item()
+        .table_name("Lazy")
+        .item("pk", Av::S("live".into()))
+        .item("exp", Av::N((now_secs() + 1000).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let mut cursors = std::collections::HashMap::new();
+    let deleted = sealdb::ops::ttl::sweep_once(srv.services(), &mut cursors).await;
+    assert_eq!(deleted, 1);
+    let scan = c.scan().table_name("Lazy").send().await.unwrap();
+    assert_eq!(scan.count(), 1);
+    assert_eq!(scan.items()[0]["pk"].as_s().unwrap(), "live");
+
+    // A period deletes a bounded batch; the next period resumes and finishes.
+    let expired = (now_secs() - 60).to_string();
+    for chunk in 0..48 {
+        let mut req = c.batch_write_item();
+        let writes: Vec<_> = (0..25)
+            .map(|i| {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .item("pk", Av::S(format!("bulk{chunk:02}-{i:02}")))
+                    .item("exp", Av::N(expired.clone()))
+                    .build()
+                    .unwrap();
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build()
+            })
+            .collect();
+        req = req.request_items("Lazy", writes);
+        let out = req.send().await.unwrap();
+        assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+    let first = sealdb::ops::ttl::sweep_once(srv.services(), &mut cursors).await;
+    assert!(first > 0 && first < 1200, "bounded batch: {first}");
+    let mut total = first;
+    while total < 1200 {
+        let n = sealdb::ops::ttl::sweep_once(srv.services(), &mut cursors).await;
+        assert!(n > 0, "each period makes progress ({total} of 1200)");
+        total += n;
+    }
+    assert_eq!(total, 1200);
     assert_eq!(c.scan().table_name("Lazy").send().await.unwrap().count(), 1);
     srv.stop().await;
 }
@@ -811,7 +872,10 @@ async fn tag_condition_keys_drive_iam_decisions() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), DENIED);
-    let e = table_request(&t, "ByTagger3", None).send().await.unwrap_err();
+    let e = table_request(&t, "ByTagger3", None)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), DENIED, "no tags: aws:RequestTag/env is absent");
     srv.stop().await;
 }

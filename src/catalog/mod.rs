@@ -222,7 +222,9 @@ impl Catalog {
     /// Startup statistics: one pass over the table's sealed rows (sizes are approximate).
     fn count_items(&self, def: &TableDef) -> Result<TableStats, CatalogError> {
         let stats = TableStats::default();
-        let prefix = crate::items::table_prefix(&def.keyspace);
+        // Base rows only: index entries live under the same keyspace with other index bytes.
+        let mut prefix = crate::items::table_prefix(&def.keyspace);
+        prefix.push(crate::items::BASE_INDEX);
         let end = prefix_end(&prefix);
         let mut start = prefix.clone();
         loop {

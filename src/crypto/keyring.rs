@@ -463,7 +463,9 @@ impl KeySlot {
                 return Ok(k);
             }
             // No cache to fall back on: serve this caller, but keep its keys out of the slot.
-            return unwrap_table_keys(kms, wrapped, keyspace).await.map(Arc::new);
+            return unwrap_table_keys(kms, wrapped, keyspace)
+                .await
+                .map(Arc::new);
         }
         match unwrap_table_keys(kms, wrapped, keyspace).await {
             Ok(keys) => {

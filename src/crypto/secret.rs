@@ -148,7 +148,10 @@ impl PageLocks {
         let Ok(mut g) = self.inner.lock() else {
             return out;
         };
-        for (slot, page) in out.iter_mut().zip([Some(first), (last != first).then_some(last)]) {
+        for (slot, page) in out
+            .iter_mut()
+            .zip([Some(first), (last != first).then_some(last)])
+        {
             let Some(page) = page else { continue };
             if let Some((count, _)) = g.pages.get_mut(&page) {
                 *count += 1;

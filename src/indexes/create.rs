@@ -245,7 +245,9 @@ pub fn validate_index(
             let mut seen = BTreeSet::new();
             for a in list_ {
                 if !seen.insert(a.as_str()) {
-                    return Err(invalid(format!("Duplicate element in NonKeyAttributes: {a}")));
+                    return Err(invalid(format!(
+                        "Duplicate element in NonKeyAttributes: {a}"
+                    )));
                 }
             }
             list_.clone()
@@ -311,6 +313,7 @@ pub fn validate_index(
         status: IndexStatus::Active,
         backfilling: false,
         throughput,
+        backfill_cursor: None,
     })
 }
 

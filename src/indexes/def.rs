@@ -75,6 +75,10 @@ pub struct IndexDef {
     /// GSIs of PROVISIONED tables (accepted and reported; sealdb does not throttle).
     #[serde(default)]
     pub throughput: Option<Throughput>,
+    /// Backfill progress (hex of the base storage key to resume from), persisted every page so
+    /// that a restarted server resumes instead of starting over.
+    #[serde(default)]
+    pub backfill_cursor: Option<String>,
 }
 
 impl IndexDef {

@@ -121,8 +121,12 @@ fn one_index(
     let old_at = old_k.as_ref().map(storage).transpose()?;
     let new_at = new_k.as_ref().map(storage).transpose()?;
     let moved = old_at != new_at;
-    let old_proj = old.filter(|_| old_k.is_some()).map(|o| idx.project(&def.key_schema, o));
-    let new_proj = new.filter(|_| new_k.is_some()).map(|n| idx.project(&def.key_schema, n));
+    let old_proj = old
+        .filter(|_| old_k.is_some())
+        .map(|o| idx.project(&def.key_schema, o));
+    let new_proj = new
+        .filter(|_| new_k.is_some())
+        .map(|n| idx.project(&def.key_schema, n));
     let mut delta = StatDelta {
         index: idx.id,
         items: 0,

@@ -12,8 +12,8 @@ use super::{count_generations, GenerationCounts, KeyJobError, KeysConfig};
 use crate::catalog::tables::TableEntry;
 use crate::catalog::CatalogError;
 use crate::crypto::keyring::{
-    add_generation, decrypt_table_key, rewrap_under_new_kms_key, unwrap_children, unwrap_table_keys,
-    TableKeys, WrappedTableKeys,
+    add_generation, decrypt_table_key, rewrap_under_new_kms_key, unwrap_children,
+    unwrap_table_keys, TableKeys, WrappedTableKeys,
 };
 use crate::crypto::secret::{mlock_status, MlockStatus};
 use crate::ops::Services;
@@ -233,7 +233,11 @@ pub async fn retire_generation(
         "key_lifecycle",
         json!({"event": "RetireGeneration", "table": table, "generation": generation}),
     );
-    tracing::info!(table, generation, "data key generation retired (its key destroyed)");
+    tracing::info!(
+        table,
+        generation,
+        "data key generation retired (its key destroyed)"
+    );
     Ok(())
 }
 
@@ -309,7 +313,9 @@ async fn table_status(svc: &Services, e: &TableEntry) -> Result<TableStatus, Key
                 generation: g.generation,
                 active,
                 created: g.created,
-                encryptions: g.encryptions.saturating_add(if active { pending } else { 0 }),
+                encryptions: g
+                    .encryptions
+                    .saturating_add(if active { pending } else { 0 }),
                 items: c.items,
                 index_rows: c.index_rows,
                 pages: c.pages,
@@ -395,7 +401,12 @@ async fn tick(svc: &Services, e: &TableEntry, config: &KeysConfig) -> Result<(),
             .catalog
             .update_table(&e.def.name, |def| {
                 let active = def.keys.active_generation;
-                if let Some(g) = def.keys.generations.iter_mut().find(|g| g.generation == active) {
+                if let Some(g) = def
+                    .keys
+                    .generations
+                    .iter_mut()
+                    .find(|g| g.generation == active)
+                {
                     g.encryptions = g.encryptions.saturating_add(pending);
                     persisted = g.encryptions;
                 }

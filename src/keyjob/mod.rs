@@ -82,22 +82,22 @@ impl KeysConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<KeysConfig, KeyJobError> {
-        let num = |name: &str| -> Result<Option<u64>, KeyJobError> {
-            match get(name) {
-                None => Ok(None),
-                Some(v) if v.trim().is_empty() => Ok(None),
-                Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                    KeyJobError::Invalid(format!("{name}: expected a whole number"))
-                }),
-            }
-        };
+        let num =
+            |name: &str| -> Result<Option<u64>, KeyJobError> {
+                match get(name) {
+                    None => Ok(None),
+                    Some(v) if v.trim().is_empty() => Ok(None),
+                    Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                        KeyJobError::Invalid(format!("{name}: expected a whole number"))
+                    }),
+                }
+            };
         let d = KeysConfig::default();
         Ok(KeysConfig {
             reencrypt_rows_per_sec: num("SEALDB_KEYS_REENCRYPT_ROWS_PER_SEC")?
                 .unwrap_or(d.reencrypt_rows_per_sec),
             rotate_max_age_secs: num("SEALDB_KEYS_ROTATE_MAX_AGE_SECS")?.filter(|v| *v > 0),
-            rotate_max_encryptions: num("SEALDB_KEYS_ROTATE_MAX_ENCRYPTIONS")?
-                .filter(|v| *v > 0),
+            rotate_max_encryptions: num("SEALDB_KEYS_ROTATE_MAX_ENCRYPTIONS")?.filter(|v| *v > 0),
             check_interval_secs: num("SEALDB_KEYS_CHECK_INTERVAL_SECS")?
                 .unwrap_or(d.check_interval_secs)
                 .max(1),

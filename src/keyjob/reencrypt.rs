@@ -115,7 +115,13 @@ pub async fn start_reencrypt(
 ) -> Result<Progress, KeyJobError> {
     let (handle, record, created) = prepare(svc, table, true).await?;
     if created {
-        tokio::spawn(run_logged(svc.clone(), table.to_string(), handle.clone(), record, config));
+        tokio::spawn(run_logged(
+            svc.clone(),
+            table.to_string(),
+            handle.clone(),
+            record,
+            config,
+        ));
     }
     Ok(handle.progress())
 }
@@ -128,7 +134,13 @@ pub(crate) async fn resume(
 ) -> Result<(), KeyJobError> {
     let (handle, record, created) = prepare(svc, table, false).await?;
     if created {
-        tokio::spawn(run_logged(svc.clone(), table.to_string(), handle, record, config));
+        tokio::spawn(run_logged(
+            svc.clone(),
+            table.to_string(),
+            handle,
+            record,
+            config,
+        ));
     }
     Ok(())
 }
@@ -146,7 +158,14 @@ pub async fn run_reencrypt(
             "a re-encryption job is already running on table {table}"
         )));
     }
-    run_job(svc.clone(), table.to_string(), handle.clone(), record, config).await?;
+    run_job(
+        svc.clone(),
+        table.to_string(),
+        handle.clone(),
+        record,
+        config,
+    )
+    .await?;
     Ok(handle.progress())
 }
 
@@ -276,7 +295,12 @@ async fn run_job_inner(
     let run_start = Instant::now();
     let mut done_this_run: u64 = 0;
     let mut last_checkpoint = Instant::now();
-    tracing::info!(table, target = record.target_generation, remaining = initial_remaining, "re-encryption job running");
+    tracing::info!(
+        table,
+        target = record.target_generation,
+        remaining = initial_remaining,
+        "re-encryption job running"
+    );
     while (record.space as usize) < SPACES.len() {
         let Some(entry) = svc.catalog.table(table).filter(|e| e.def.keyspace == ks) else {
             return Err(KeyJobError::TableNotFound(table.to_string()));

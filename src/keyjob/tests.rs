@@ -67,32 +67,42 @@ fn gens(svc: &Services, name: &str) -> BTreeMap<u32, GenerationCounts> {
 async fn rotate_reencrypt_and_retire_keep_every_item() {
     let dir = tempfile::tempdir().unwrap();
     let svc = services(dir.path()).await;
-    table(&svc, "t", true).await;
+    table(&svc, "ttt", true).await;
     for i in 0..300u32 {
-        put(&svc, "t", &format!("p{}", i % 7), Some(i), &format!("v{i}")).await;
+        put(
+            &svc,
+            "ttt",
+            &format!("p{}", i % 7),
+            Some(i),
+            &format!("v{i}"),
+        )
+        .await;
     }
-    let before = all_items(&svc, "t").await;
+    let before = all_items(&svc, "ttt").await;
     assert_eq!(before.len(), 300);
-    let g1 = gens(&svc, "t");
+    let g1 = gens(&svc, "ttt");
     assert_eq!(g1.keys().copied().collect::<Vec<_>>(), vec![1]);
     assert_eq!(g1[&1].items, 300);
-    assert!(g1[&1].pages > 0, "a table with a sort key has sort-index pages");
+    assert!(
+        g1[&1].pages > 0,
+        "a table with a sort key has sort-index pages"
+    );
 
-    assert_eq!(rotate_data_key(&svc, "t").await.unwrap(), 2);
+    assert_eq!(rotate_data_key(&svc, "ttt").await.unwrap(), 2);
     // New writes use generation 2; old rows still open.
-    put(&svc, "t", "new", Some(1), "after rotation").await;
-    let g = gens(&svc, "t");
+    put(&svc, "ttt", "new", Some(1), "after rotation").await;
+    let g = gens(&svc, "ttt");
     assert_eq!(g[&1].items, 300);
     assert_eq!(g[&2].items, 1);
-    assert_eq!(all_items(&svc, "t").await.len(), 301);
+    assert_eq!(all_items(&svc, "ttt").await.len(), 301);
 
     // Generation 1 is still used: retiring it is refused; the active one never can be.
     assert!(matches!(
-        retire_generation(&svc, "t", 1).await,
+        retire_generation(&svc, "ttt", 1).await,
         Err(KeyJobError::Refused(_))
     ));
     assert!(matches!(
-        retire_generation(&svc, "t", 2).await,
+        retire_generation(&svc, "ttt", 2).await,
         Err(KeyJobError::Refused(_))
     ));
 
@@ -100,18 +110,25 @@ async fn rotate_reencrypt_and_retire_keep_every_item() {
         reencrypt_rows_per_sec: 0,
         ..Default::default()
     };
-    let p = run_reencrypt(&svc, "t", cfg).await.unwrap();
+    let p = run_reencrypt(&svc, "ttt", cfg).await.unwrap();
     assert_eq!(p.failed, 0);
     assert!(p.resealed >= 300, "{p:?}");
     assert_eq!(p.remaining, 0);
     assert!(p.finished.is_some());
-    let g = gens(&svc, "t");
-    assert_eq!(g.keys().copied().collect::<Vec<_>>(), vec![2], "only generation 2 left");
+    let g = gens(&svc, "ttt");
+    assert_eq!(
+        g.keys().copied().collect::<Vec<_>>(),
+        vec![2],
+        "only generation 2 left"
+    );
 
-    retire_generation(&svc, "t", 1).await.unwrap();
-    let e = svc.catalog.table("t").unwrap();
-    assert!(e.def.keys.generation(1).is_none(), "its wrapped DEK is gone");
-    let mut after = all_items(&svc, "t").await;
+    retire_generation(&svc, "ttt", 1).await.unwrap();
+    let e = svc.catalog.table("ttt").unwrap();
+    assert!(
+        e.def.keys.generation(1).is_none(),
+        "its wrapped DEK is gone"
+    );
+    let mut after = all_items(&svc, "ttt").await;
     after.retain(|i| i["pk"] != json!({"S": "new"}));
     assert_eq!(before, after, "same items after the drill");
 
@@ -120,18 +137,18 @@ async fn rotate_reencrypt_and_retire_keep_every_item() {
     drop(svc);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let svc = services(dir.path()).await;
-    assert_eq!(all_items(&svc, "t").await.len(), 301);
+    assert_eq!(all_items(&svc, "ttt").await.len(), 301);
 }
 
 #[tokio::test]
 async fn switching_the_kms_key_rewraps_without_touching_rows() {
     let dir = tempfile::tempdir().unwrap();
     let svc = services(dir.path()).await;
-    table(&svc, "s", false).await;
+    table(&svc, "sss", false).await;
     for i in 0..50 {
-        put(&svc, "s", &format!("k{i}"), None, "x").await;
+        put(&svc, "sss", &format!("k{i}"), None, "x").await;
     }
-    let e = svc.catalog.table("s").unwrap();
+    let e = svc.catalog.table("sss").unwrap();
     let old_arn = e.def.keys.kms_key_arn.clone();
     let rows_before = svc
         .store
@@ -148,16 +165,19 @@ async fn switching_the_kms_key_rewraps_without_touching_rows() {
         .key_store()
         .create_key(kms_mock::CreateKeyRequest::default())
         .unwrap();
-    local.key_store().create_alias("alias/key-b", &b.key_id).unwrap();
+    local
+        .key_store()
+        .create_alias("alias/key-b", &b.key_id)
+        .unwrap();
 
     crate::ops::key_admin::switch_table_kms_key(
         &svc,
-        "s",
+        "sss",
         &json!({"Enabled": true, "SSEType": "KMS", "KMSMasterKeyId": "alias/key-b"}),
     )
     .await
     .unwrap();
-    let e2 = svc.catalog.table("s").unwrap();
+    let e2 = svc.catalog.table("sss").unwrap();
     assert_eq!(e2.def.keys.kms_key_arn, b.arn);
     assert!(e2.def.sse_explicit);
     assert_ne!(e2.def.keys.table_key_blob, e.def.keys.table_key_blob);
@@ -180,13 +200,13 @@ async fn switching_the_kms_key_rewraps_without_touching_rows() {
         .unwrap();
     assert_eq!(fresh.generations(), vec![1]);
     e2.keys.forget();
-    assert_eq!(all_items(&svc, "s").await.len(), 50);
+    assert_eq!(all_items(&svc, "sss").await.len(), 50);
 
     // An unknown or disabled key is refused like CreateTable refuses it.
     for bad in ["alias/nope", old_arn.as_str()] {
         assert!(crate::ops::key_admin::switch_table_kms_key(
             &svc,
-            "s",
+            "sss",
             &json!({"Enabled": true, "SSEType": "KMS", "KMSMasterKeyId": bad}),
         )
         .await
@@ -215,10 +235,10 @@ fn keys_config_reads_the_environment_and_rejects_garbage() {
 async fn reseal_never_overwrites_a_row_a_writer_changed() {
     let dir = tempfile::tempdir().unwrap();
     let svc = services(dir.path()).await;
-    table(&svc, "c", false).await;
-    put(&svc, "c", "a", None, "old").await;
-    rotate_data_key(&svc, "c").await.unwrap();
-    let e = svc.catalog.table("c").unwrap();
+    table(&svc, "ccc", false).await;
+    put(&svc, "ccc", "a", None, "old").await;
+    rotate_data_key(&svc, "ccc").await.unwrap();
+    let e = svc.catalog.table("ccc").unwrap();
     let keys = svc.table_keys(&e).await.unwrap();
     let page = svc
         .store
@@ -236,7 +256,7 @@ async fn reseal_never_overwrites_a_row_a_writer_changed() {
         .unwrap();
     assert_eq!(crate::items::row_generation(&resealed), Some(2));
     // A writer replaces the row meanwhile; the job's conditional write must lose.
-    put(&svc, "c", "a", None, "new").await;
+    put(&svc, "ccc", "a", None, "new").await;
     let r = svc.store.commit(
         &[crate::storage::Check {
             space: crate::storage::Space::Items,
@@ -250,6 +270,6 @@ async fn reseal_never_overwrites_a_row_a_writer_changed() {
         }],
     );
     assert!(r.is_err());
-    let items = all_items(&svc, "c").await;
+    let items = all_items(&svc, "ccc").await;
     assert_eq!(items[0]["v"], json!({"S": "new"}));
 }

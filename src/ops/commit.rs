@@ -18,9 +18,9 @@ use serde_json::json;
 
 use super::Services;
 use crate::catalog::tables::TableEntry;
+use crate::crypto::keyring::Keyspace;
 use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
-use crate::crypto::keyring::Keyspace;
 use crate::indexes::maintain::{self, IndexChange, StatDelta};
 use crate::indexes::{collection, stats as index_stats};
 use crate::items::{self, IndexPages, ItemKey, BASE_INDEX, PARTITION_PREFIX_LEN};
@@ -227,11 +227,13 @@ fn build_all(
                 });
                 if indexed && s.read.is_none() {
                     if let Some(sort_key) = s.key.sk.clone() {
-                        group(&mut groups, prefix, s.keys, BASE_INDEX).upserts.push(Entry {
-                            sort_key,
-                            item_token: token,
-                            write_seq: seq,
-                        });
+                        group(&mut groups, prefix, s.keys, BASE_INDEX)
+                            .upserts
+                            .push(Entry {
+                                sort_key,
+                                item_token: token,
+                                write_seq: seq,
+                            });
                     }
                 }
             }

@@ -23,9 +23,8 @@ pub async fn switch_table_kms_key(
     sse_specification: &Value,
 ) -> Result<(), ApiError> {
     let input: CreateTableInput =
-        serde_json::from_value(json!({ "SSESpecification": sse_specification })).map_err(
-            |e| ApiError::validation(format!("Invalid SSESpecification: {e}")),
-        )?;
+        serde_json::from_value(json!({ "SSESpecification": sse_specification }))
+            .map_err(|e| ApiError::validation(format!("Invalid SSESpecification: {e}")))?;
     let (arn, explicit) = super::tables::resolve_table_kms_key(svc, &input).await?;
     keyjob::switch_kms_key(svc, table, &arn, explicit)
         .await

@@ -21,10 +21,10 @@ use super::items::{check_mix, projection, to_json};
 use super::keys::key_from_map;
 use super::{blocking, Services};
 use crate::catalog::tables::{KeySchema, ScalarType, TableDef, TableEntry};
-use crate::indexes::{IndexDef, IndexKind, ProjectionType};
 use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
 use crate::expr::{self, Condition, ExprContext, KeyCondition, Projection, SortCondition, Usage};
+use crate::indexes::{IndexDef, IndexKind, ProjectionType};
 use crate::items::{self, IndexPages, ItemKey, BASE_INDEX};
 use crate::protocol::attr::{item_size, AttributeValue, Item};
 use crate::protocol::input::{table_name, QueryInput, ScanInput};
@@ -142,14 +142,11 @@ fn resolve_index(
     consistent: bool,
 ) -> Result<Option<IndexDef>, ApiError> {
     let Some(name) = index else { return Ok(None) };
-    let idx = def
-        .index(name)
-        .filter(|i| i.readable())
-        .ok_or_else(|| {
-            ApiError::validation(format!(
-                "The table does not have the specified index: {name}"
-            ))
-        })?;
+    let idx = def.index(name).filter(|i| i.readable()).ok_or_else(|| {
+        ApiError::validation(format!(
+            "The table does not have the specified index: {name}"
+        ))
+    })?;
     if consistent && idx.kind == IndexKind::Global {
         return Err(ApiError::validation(
             "Consistent reads are not supported on global secondary indexes",
@@ -185,7 +182,9 @@ fn needs_base(
         }
         return Ok(true);
     }
-    let from_projection = proj.map(|p| missing(p.top_level_attributes())).unwrap_or_default();
+    let from_projection = proj
+        .map(|p| missing(p.top_level_attributes()))
+        .unwrap_or_default();
     if !from_projection.is_empty() {
         if global {
             return Err(ApiError::validation(format!(
@@ -197,7 +196,9 @@ fn needs_base(
         return Ok(true);
     }
     // A GSI filter on an unprojected attribute sees it as absent; an LSI fetches it.
-    let from_filter = filter.map(|f| missing(f.top_level_attributes())).unwrap_or_default();
+    let from_filter = filter
+        .map(|f| missing(f.top_level_attributes()))
+        .unwrap_or_default();
     Ok(!global && !from_filter.is_empty())
 }
 
@@ -532,15 +533,16 @@ struct IndexRead<'a> {
 
 impl IndexRead<'_> {
     fn open(&self, at: &[u8], bytes: &[u8]) -> Result<Item, ApiError> {
-        let e = items::open_index_entry(self.keys, &self.entry.def, self.idx, at, bytes)
-            .map_err(|e| {
+        let e = items::open_index_entry(self.keys, &self.entry.def, self.idx, at, bytes).map_err(
+            |e| {
                 self.svc.audit.record(
                     "integrity",
                     json!({"table": self.entry.def.name, "index": self.idx.name,
                            "storage_key": hex::encode(at), "error": e.to_string()}),
                 );
                 ApiError::from(e)
-            })?;
+            },
+        )?;
         if !self.fetch_base {
             return Ok(e);
         }
@@ -1007,9 +1009,15 @@ mod tests {
             }
         }
         assert!(select_for(Some("COUNT"), true, false, false).is_err());
-        assert_eq!(select_for(None, false, false, true).unwrap(), Select::AllProjected);
+        assert_eq!(
+            select_for(None, false, false, true).unwrap(),
+            Select::AllProjected
+        );
         assert!(select_for(Some("ALL_PROJECTED_ATTRIBUTES"), false, false, false).is_err());
-        assert_eq!(select_for(None, false, true, false).unwrap(), Select::Specific);
+        assert_eq!(
+            select_for(None, false, true, false).unwrap(),
+            Select::Specific
+        );
         assert!(limit(Some(0)).is_err());
     }
 }

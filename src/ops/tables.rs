@@ -124,7 +124,8 @@ fn validated_schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttr>
         )));
     }
     // With indexes, crate::indexes checks that every definition is used by some key.
-    let indexed = input.global_secondary_indexes.is_some() || input.local_secondary_indexes.is_some();
+    let indexed =
+        input.global_secondary_indexes.is_some() || input.local_secondary_indexes.is_some();
     if attrs.len() != elems.len() && !indexed {
         return Err(ApiError::validation(
             "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
@@ -406,7 +407,8 @@ pub(crate) fn describe(svc: &Services, def: &TableDef, stats: (i64, i64), status
             "KMSMasterKeyArn": def.keys.kms_key_arn,
         });
     }
-    let (lsis, gsis) = crate::indexes::describe::describe(def, &t["TableArn"].as_str().unwrap_or_default().to_string());
+    let arn = def.arn(&svc.config.region, &svc.config.account_id);
+    let (lsis, gsis) = crate::indexes::describe::describe(def, &arn);
     if let Some(l) = lsis {
         t["LocalSecondaryIndexes"] = l;
     }

@@ -192,7 +192,12 @@ impl Server {
         let out = Command::new(sealdb_bin())
             .arg("keys")
             .args(args)
-            .args(["--endpoint", &self.endpoint, "--profile", sealdb::app::DEV_PROFILE])
+            .args([
+                "--endpoint",
+                &self.endpoint,
+                "--profile",
+                sealdb::app::DEV_PROFILE,
+            ])
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
                 self.data_dir.join(sealdb::app::DEV_CREDENTIALS_FILE),

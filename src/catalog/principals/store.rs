@@ -403,3 +403,145 @@ fn write(prefix: &[u8], id: &str, sealed: Option<Vec<u8>>) -> Write {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::principals::{AccessKeyRecord, SessionRecord};
+    use zeroize::Zeroizing;
+
+    const ALLOW_GET: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:GetItem","Resource":"*"}]}"#;
+
+    fn user(name: &str, groups: &[&str]) -> PrincipalRecord {
+        PrincipalRecord {
+            id: format!("id-{name}"),
+            name: name.into(),
+            user_id: format!("AIDA{name}"),
+            created: 0.0,
+            tags: Default::default(),
+            policies: Default::default(),
+            access_keys: vec![AccessKeyRecord {
+                id: format!("AKIA{name}"),
+                secret: Zeroizing::new("secret".into()),
+                status: KEY_ACTIVE.into(),
+                created: 0.0,
+            }],
+            boundary: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn group(name: &str, docs: &[&str]) -> GroupRecord {
+        GroupRecord {
+            id: format!("id-{name}"),
+            name: name.into(),
+            group_id: format!("AGPA{name}"),
+            created: 0.0,
+            policies: docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (format!("p{i}"), d.to_string()))
+                .collect(),
+            attached: Default::default(),
+        }
+    }
+
+    fn apply(index: &PrincipalIndex, ch: IamChange) -> PrincipalIndex {
+        rebuild(
+            index,
+            compile(ch, "000000000000", 1000.0).unwrap(),
+            "000000000000",
+        )
+        .unwrap()
+    }
+
+    fn policies_of(index: &PrincipalIndex, key: &str) -> usize {
+        index.by_access_key[key].subject.policies.len()
+    }
+
+    #[test]
+    fn group_changes_reach_members_and_share_compiled_policies() {
+        let mut ch = IamChange::default();
+        ch.put_group(group("devs", &[ALLOW_GET]));
+        ch.put_user(user("alice", &["devs"]));
+        ch.put_user(user("bob", &[]));
+        let idx = apply(&PrincipalIndex::default(), ch);
+        assert_eq!(policies_of(&idx, "AKIAalice"), 1);
+        assert_eq!(policies_of(&idx, "AKIAbob"), 0);
+        // compiled once: the member's subject holds the group's policy itself
+        assert!(Arc::ptr_eq(
+            &idx.by_access_key["AKIAalice"].subject.policies[0],
+            &idx.groups["devs"].policies[0]
+        ));
+        assert_eq!(idx.members_of("devs"), ["alice"]);
+
+        // a group change alone (no user record written) reaches every member
+        let mut ch = IamChange::default();
+        ch.put_group(group("devs", &[ALLOW_GET, ALLOW_GET]));
+        let idx2 = apply(&idx, ch);
+        assert_eq!(policies_of(&idx2, "AKIAalice"), 2);
+        assert_eq!(policies_of(&idx2, "AKIAbob"), 0);
+        // the old snapshot is untouched
+        assert_eq!(policies_of(&idx, "AKIAalice"), 1);
+
+        // leaving the group
+        let mut ch = IamChange::default();
+        ch.put_user(user("alice", &[]));
+        let idx3 = apply(&idx2, ch);
+        assert_eq!(policies_of(&idx3, "AKIAalice"), 0);
+        assert!(idx3.members_of("devs").is_empty());
+
+        // deleting a user drops its keys
+        let mut ch = IamChange::default();
+        ch.delete_user("alice");
+        let idx4 = apply(&idx3, ch);
+        assert!(!idx4.by_access_key.contains_key("AKIAalice"));
+        assert!(idx4.by_access_key.contains_key("AKIAbob"));
+    }
+
+    #[test]
+    fn role_sessions_get_keys_and_old_expired_ones_are_dropped() {
+        let session = |id: &str, expires: f64| SessionRecord {
+            access_key_id: id.into(),
+            secret: Zeroizing::new("s".into()),
+            token: Zeroizing::new("t".into()),
+            session_name: format!("n{id}"),
+            created: 0.0,
+            expires,
+        };
+        let role = RoleRecord {
+            id: "r".into(),
+            name: "reader".into(),
+            role_id: "AROAX".into(),
+            created: 0.0,
+            tags: Default::default(),
+            policies: [("p".to_string(), ALLOW_GET.to_string())].into(),
+            attached: Default::default(),
+            boundary: Some(ALLOW_GET.into()),
+            max_session_secs: 3600,
+            sessions: vec![
+                session("ASIALIVE", 2000.0),
+                session("ASIARECENT", 900.0),
+                session("ASIAANCIENT", 1000.0 - EXPIRED_SESSION_RETENTION_SECS - 1.0),
+            ],
+        };
+        let mut ch = IamChange::default();
+        ch.put_role(role);
+        let idx = apply(&PrincipalIndex::default(), ch);
+        let live = &idx.by_access_key["ASIALIVE"];
+        assert!(!live.expired(1000.0));
+        assert!(live.subject.boundary.is_some());
+        assert_eq!(
+            live.subject.info.arn,
+            "arn:aws:sts::000000000000:assumed-role/reader/nASIALIVE"
+        );
+        assert_eq!(live.subject.info.userid, "AROAX:nASIALIVE");
+        assert!(idx.by_access_key["ASIARECENT"].expired(1000.0));
+        assert!(!idx.by_access_key.contains_key("ASIAANCIENT"));
+
+        let mut ch = IamChange::default();
+        ch.delete_role("reader");
+        let idx = apply(&idx, ch);
+        assert!(idx.by_access_key.is_empty());
+    }
+}

@@ -879,3 +879,19 @@ proptest! {
         let _ = serde_json::from_str::<AttributeValue>(&text);
     }
 }
+
+/// Fuzz finding (attr_decode): a "positive" number with coefficient 0 decoded as zero, so the
+/// decoder accepted a second encoding of zero and the item did not re-encode to its input.
+#[test]
+fn a_signed_zero_coefficient_is_not_canonical() {
+    let signed_zero = [0x01, 0x01, 0x00, 0x02, 0x01, 0x00, 0x00, 0x00];
+    match decode_item(&signed_zero) {
+        Err(AttrError::Corrupt(_)) => {}
+        Ok(item) => {
+            let mut again = Vec::new();
+            encode_item(&item, &mut again);
+            assert_eq!(again, signed_zero, "a decoded item must re-encode to its input");
+        }
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+}
