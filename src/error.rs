@@ -33,6 +33,12 @@ pub enum ApiError {
     UnrecognizedClient(String),
     #[error("{0}")]
     InvalidSignature(String),
+    /// A role session's token has passed its expiry.
+    #[error("{0}")]
+    ExpiredToken(String),
+    /// DynamoDB's PolicyNotFoundException (resource-based policies).
+    #[error("{0}")]
+    PolicyNotFound(String),
     #[error("{0}")]
     AccessDenied(String),
     #[error("{0}")]
@@ -86,6 +92,8 @@ impl ApiError {
             IncompleteSignature(_) => ("IncompleteSignatureException", 400),
             UnrecognizedClient(_) => ("UnrecognizedClientException", 400),
             InvalidSignature(_) => ("InvalidSignatureException", 400),
+            ExpiredToken(_) => ("ExpiredTokenException", 400),
+            PolicyNotFound(_) => ("PolicyNotFoundException", 400),
             AccessDenied(_) => ("AccessDeniedException", 400),
             ResourceNotFound(_) => ("ResourceNotFoundException", 400),
             ResourceInUse(_) => ("ResourceInUseException", 400),

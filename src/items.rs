@@ -286,7 +286,9 @@ fn row_binding<'a>(
 /// The data-key generation a sealed row was written under (clear header; authenticated only
 /// when the row is opened).
 pub fn row_generation(sealed: &[u8]) -> Option<u32> {
-    envelope::peek_item_header(sealed).ok().map(|h| h.generation)
+    envelope::peek_item_header(sealed)
+        .ok()
+        .map(|h| h.generation)
 }
 
 /// Re-seals one sealed row of the table's keyspace (any row kind, see [`row_binding`]) under

@@ -13,8 +13,8 @@ pub mod crypto; //      AEAD envelope, HMAC tokens, table key ring
 pub mod error; //       the one wire error type and its mapping to __type + HTTP status
 pub mod expr; //        DynamoDB expressions: parse once -> AST -> evaluate
 pub mod http; //        accept connections, size caps, TLS; pipeline.rs is the whole request path
-pub mod indexes; //     GSI/LSI definitions, CreateTable validation, entry maintenance
 pub mod iam; //         policy documents -> compiled policies -> decisions
+pub mod indexes; //     GSI/LSI definitions, CreateTable validation, entry maintenance
 pub mod items; //       the only place where an item becomes sealed bytes and back
 pub mod keyjob; //      key lifecycle: KMS key switch, data-key rotation, re-encryption job
 pub mod kms; //         KMS trait + local provider

@@ -319,7 +319,7 @@ async fn role_sessions_need_their_token_and_expire() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), UNRECOGNIZED);
+    assert_eq!(code(&e), "ExpiredTokenException");
     assert!(message(&e).contains("expired"), "{}", message(&e));
 
     // deleting the role ends its sessions
@@ -473,6 +473,7 @@ async fn resource_policies_grant_and_deny() {
             .send()
             .await
             .unwrap_err();
+        assert_eq!(code(&e), "PolicyNotFoundException");
         assert!(message(&e).contains("policy"), "{}", message(&e));
     }
     let rev2 = dev
@@ -515,12 +516,13 @@ async fn resource_policies_grant_and_deny() {
         .unwrap();
     assert_eq!(deleted.revision_id(), Some(rev2.as_str()));
     assert_eq!(get(&carol, "Guarded", "g").await, Err(DENIED.into()));
-    assert!(dev
+    let e = dev
         .get_resource_policy()
         .resource_arn(table_arn("Guarded"))
         .send()
         .await
-        .is_err());
+        .unwrap_err();
+    assert_eq!(code(&e), "PolicyNotFoundException");
 
     // the policy is part of the sealed table record: it survives a restart
     dev.put_resource_policy()

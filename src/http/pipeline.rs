@@ -181,8 +181,7 @@ async fn route(
             )
         })?;
     if key.expired(now.unix_timestamp() as f64) {
-        // DynamoDB answers ExpiredTokenException; the wire type has no such variant yet.
-        return Err(ApiError::UnrecognizedClient(
+        return Err(ApiError::ExpiredToken(
             "The security token included in the request is expired".into(),
         ));
     }

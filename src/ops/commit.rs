@@ -112,13 +112,13 @@ pub fn build(svc: &Services, staged: &[Staged<'_>]) -> Result<(Vec<Check>, Vec<W
 /// (into `groups`), statistics and the LSI collection check.
 fn stage_indexes<'a>(
     svc: &Services,
+    def: &crate::catalog::tables::TableDef,
     s: &Staged<'a>,
     prefix: &[u8],
     writes: &mut Vec<Write>,
     groups: &mut BTreeMap<Vec<u8>, Group<'a>>,
     after: &mut After,
 ) -> Result<(), ApiError> {
-    let def = &s.entry.def;
     let new = match &s.effect {
         Effect::Put(item) => Some(*item),
         Effect::Delete if s.read.is_some() => None,
@@ -214,8 +214,16 @@ fn build_all(
             s.sk.get(..PARTITION_PREFIX_LEN)
                 .ok_or_else(|| ApiError::Internal("malformed storage key".into()))?
                 .to_vec();
-        if !s.entry.def.indexes.is_empty() {
-            stage_indexes(svc, s, &prefix, &mut writes, &mut groups, &mut after)?;
+        // The catalog's current indexes, not those of the (possibly older) entry the request
+        // started with: an index added or dropped online (ops::index_admin) takes effect for
+        // every commit that starts after the change (see `index_gate`).
+        let live = svc
+            .catalog
+            .table(&s.entry.def.name)
+            .filter(|e| e.def.keyspace == s.entry.def.keyspace);
+        let def = live.as_ref().map(|e| &e.def).unwrap_or(&s.entry.def);
+        if !def.indexes.is_empty() {
+            stage_indexes(svc, def, s, &prefix, &mut writes, &mut groups, &mut after)?;
         }
         match &s.effect {
             Effect::Put(item) => {
@@ -284,9 +292,21 @@ fn build_all(
     Ok((checks, writes, after))
 }
 
+/// Every commit holds this (shared) from reading the catalog's indexes to landing; an online
+/// index change takes it exclusively once after updating the catalog, so that afterwards no
+/// commit built from the previous index set can still land.
+pub fn index_gate() -> &'static std::sync::RwLock<()> {
+    static GATE: std::sync::OnceLock<std::sync::RwLock<()>> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| std::sync::RwLock::new(()))
+}
+
 /// Commits what [`build`] built. `Ok(false)`: a check failed (someone else wrote): re-read
 /// and re-decide.
 pub fn commit(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
+    // Poisoning only means another commit panicked; the gate guards no data.
+    let _gate = index_gate()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (checks, writes, after) = build_all(svc, staged)?;
     if writes.is_empty() && staged.iter().all(|s| matches!(s.effect, Effect::Check)) {
         // Nothing to write: a consistent read is all a pure check needs.

@@ -9,14 +9,11 @@
 
 pub mod backfill;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::Services;
-use crate::catalog::tables::{KeyAttr, ScalarType, TableDef, TableEntry, Throughput};
+use crate::catalog::tables::{KeyAttr, ScalarType, TableDef, Throughput};
 use crate::error::ApiError;
 use crate::indexes::create::{
     check_projected_total, validate_index, IndexInput, TableShape, MAX_GSIS,
@@ -28,11 +25,6 @@ use crate::protocol::input::{AttributeDefinition, ProvisionedThroughput};
 /// other index of the table is being created or deleted.
 const ONE_ONLINE_INDEX: &str =
     "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table";
-/// How long UpdateTable waits for requests that hold the table's previous definition (ours:
-/// requests are short; this only bounds a pathological one).
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
-const DRAIN_POLL: Duration = Duration::from_millis(5);
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct UpdateAction {
@@ -327,13 +319,18 @@ fn apply(def: &mut TableDef, changes: &[Change]) -> Result<bool, ApiError> {
     Ok(online)
 }
 
-/// Waits until no request holds `old` (a definition from before the change) any more: from
-/// then on every writer sees the change. Bounded by [`DRAIN_LIMIT`].
-async fn drain(old: Arc<TableEntry>) {
-    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(DRAIN_POLL).await;
-    }
+/// Waits until every commit built from the previous index set has landed or failed: the
+/// commits that start from now on read the changed definition (`ops::commit::index_gate`).
+async fn drain() -> Result<(), ApiError> {
+    super::blocking(|| {
+        drop(
+            super::commit::index_gate()
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// Validates and starts the requested GSI changes on `table`. `attribute_definitions` are the
@@ -364,7 +361,7 @@ pub async fn apply_gsi_updates(
         .update_table(table, |def| apply(def, &changes))
         .await?;
     if started {
-        drain(old).await;
+        drain().await?;
     }
     drop(guard);
     backfill::wake();

@@ -29,10 +29,9 @@ pub enum ResourcePolicyError {
 }
 
 impl From<ResourcePolicyError> for ApiError {
-    // Until the wire error type has a PolicyNotFound variant, the closest DynamoDB type.
     fn from(e: ResourcePolicyError) -> Self {
         match e {
-            ResourcePolicyError::PolicyNotFound(m) => ApiError::ResourceNotFound(m),
+            ResourcePolicyError::PolicyNotFound(m) => ApiError::PolicyNotFound(m),
             ResourcePolicyError::Invalid(m) => ApiError::Validation(m),
         }
     }

@@ -890,7 +890,10 @@ fn a_signed_zero_coefficient_is_not_canonical() {
         Ok(item) => {
             let mut again = Vec::new();
             encode_item(&item, &mut again);
-            assert_eq!(again, signed_zero, "a decoded item must re-encode to its input");
+            assert_eq!(
+                again, signed_zero,
+                "a decoded item must re-encode to its input"
+            );
         }
         Err(other) => panic!("unexpected error {other:?}"),
     }
