@@ -793,3 +793,102 @@ async fn canary_scan_finds_no_index_data() {
     }
     assert!(files > 0);
 }
+
+/// ReturnItemCollectionMetrics=SIZE: returned for tables with LSIs (collection key and a GB
+/// range), never for tables without them; an invalid value is DynamoDB's enum error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_collection_metrics_for_tables_with_lsis() {
+    use aws_sdk_dynamodb::types::ReturnItemCollectionMetrics as Ricm;
+    let srv = TestServer::start().await;
+    let c = srv.client();
+    create_indexed(&c, "Coll").await;
+    let put = c
+        .put_item()
+        .table_name("Coll")
+        .set_item(Some(full("p1", "s1", "G", 1, 10)))
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    let m = put
+        .item_collection_metrics()
+        .expect("metrics on an LSI table");
+    assert_eq!(
+        m.item_collection_key(),
+        Some(&HashMap::from([("pk".to_string(), s("p1"))]))
+    );
+    assert_eq!(m.size_estimate_range_gb(), [0.0, 1.0]);
+
+    let upd = c
+        .update_item()
+        .table_name("Coll")
+        .key("pk", s("p1"))
+        .key("sk", s("s1"))
+        .update_expression("SET b = :b")
+        .expression_attribute_values(":b", s("x"))
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    assert!(upd.item_collection_metrics().is_some());
+    let del = c
+        .delete_item()
+        .table_name("Coll")
+        .key("pk", s("p1"))
+        .key("sk", s("s1"))
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.item_collection_metrics()
+            .and_then(|m| m.item_collection_key())
+            .and_then(|k| k.get("pk")),
+        Some(&s("p1"))
+    );
+    // Without SIZE, nothing.
+    let plain = c
+        .put_item()
+        .table_name("Coll")
+        .set_item(Some(full("p1", "s2", "G", 1, 10)))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.item_collection_metrics().is_none());
+
+    // A table without LSIs never returns metrics.
+    create_table(&c, "NoLsi", None).await;
+    let out = c
+        .put_item()
+        .table_name("NoLsi")
+        .item("pk", s("k"))
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.item_collection_metrics().is_none());
+
+    // An invalid value is refused before anything is written.
+    let (st, v) = raw_request(
+        &srv.endpoint,
+        &srv.access_key,
+        &srv.secret,
+        Some("DynamoDB_20120810.PutItem"),
+        br#"{"TableName":"NoLsi","Item":{"pk":{"S":"bad"}},"ReturnItemCollectionMetrics":"ALL"}"#
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["__type"].as_str(),
+        Some("com.amazonaws.dynamodb.v20120810#ValidationException")
+    );
+    let got = c
+        .get_item()
+        .table_name("NoLsi")
+        .key("pk", s("bad"))
+        .send()
+        .await
+        .unwrap();
+    assert!(got.item().is_none());
+}

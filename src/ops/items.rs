@@ -190,6 +190,27 @@ pub(crate) fn check_condition(
     Ok(())
 }
 
+/// ReturnItemCollectionMetrics=SIZE: the written item's collection, only for tables with local
+/// secondary indexes (DynamoDB returns none for other tables). Read after the commit landed.
+pub(crate) async fn collection_metrics(
+    svc: &Arc<Services>,
+    name: &str,
+    pk: crate::protocol::attr::AttributeValue,
+) -> Result<Option<Value>, ApiError> {
+    use crate::indexes::collection;
+    let entry = svc.table(name)?;
+    if !collection::has_lsi(&entry.def) {
+        return Ok(None);
+    }
+    let keys = svc.table_keys(&entry).await?;
+    let svc2 = svc.clone();
+    blocking(move || {
+        let size = collection::size(svc2.store.as_ref(), &keys, &entry.def, &pk)?;
+        collection::metrics(&entry.def, &pk, size).map(Some)
+    })
+    .await
+}
+
 pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value, ApiError> {
     let name = table_name(input.table_name)?;
     let item = required(input.item, "item")?;
@@ -200,8 +221,11 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
     )?;
     let on_fail_old = on_failure_old(&input.return_values_on_condition_check_failure)?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
+    let want_metrics =
+        crate::indexes::collection::wants_metrics(input.return_item_collection_metrics.as_deref())?;
     let entry = svc.table(&name)?;
     let key = key_from_item(&entry.def, &item)?;
+    let pk = key.pk.clone();
     let size = item_size(&item);
     if size > MAX_ITEM_SIZE {
         return Err(ApiError::validation(
@@ -234,6 +258,11 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
     if let Some(c) = capacity::one(&name, cap, Units { read: 0.0, write }) {
         out["ConsumedCapacity"] = c;
     }
+    if want_metrics {
+        if let Some(m) = collection_metrics(svc, &name, pk).await? {
+            out["ItemCollectionMetrics"] = m;
+        }
+    }
     Ok(out)
 }
 
@@ -247,8 +276,11 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
     )?;
     let on_fail_old = on_failure_old(&input.return_values_on_condition_check_failure)?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
+    let want_metrics =
+        crate::indexes::collection::wants_metrics(input.return_item_collection_metrics.as_deref())?;
     let entry = svc.table(&name)?;
     let key = key_from_map(&entry.def, &key_map)?;
+    let pk = key.pk.clone();
     let cond = parse_condition(
         input.condition_expression.as_deref(),
         input.expression_attribute_names.as_ref(),
@@ -274,6 +306,11 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
     let write = capacity::write_units(old.as_ref().map(item_size).unwrap_or(0), 0);
     if let Some(c) = capacity::one(&name, cap, Units { read: 0.0, write }) {
         out["ConsumedCapacity"] = c;
+    }
+    if want_metrics {
+        if let Some(m) = collection_metrics(svc, &name, pk).await? {
+            out["ItemCollectionMetrics"] = m;
+        }
     }
     Ok(out)
 }

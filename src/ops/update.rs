@@ -65,8 +65,11 @@ pub async fn update_item(svc: &Arc<Services>, input: UpdateItemInput) -> Result<
     let rv = return_values(input.return_values, &ALL_RETURN_VALUES, "")?;
     let on_fail_old = on_failure_old(&input.return_values_on_condition_check_failure)?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
+    let want_metrics =
+        crate::indexes::collection::wants_metrics(input.return_item_collection_metrics.as_deref())?;
     let entry = svc.table(&name)?;
     let key = key_from_map(&entry.def, &key_map)?;
+    let pk = key.pk.clone();
     let names = input.expression_attribute_names.as_ref();
     let values = input.expression_attribute_values.as_ref();
     check_mix(
@@ -129,6 +132,11 @@ pub async fn update_item(svc: &Arc<Services>, input: UpdateItemInput) -> Result<
     );
     if let Some(c) = capacity::one(&name, cap, Units { read: 0.0, write }) {
         out["ConsumedCapacity"] = c;
+    }
+    if want_metrics {
+        if let Some(m) = super::items::collection_metrics(svc, &name, pk).await? {
+            out["ItemCollectionMetrics"] = m;
+        }
     }
     Ok(out)
 }
