@@ -15,7 +15,6 @@ use sealdb::config::Config;
 use sealdb::keyjob::{self, KeysConfig, Progress};
 use sealdb::ops::key_admin::{self, KeysInput};
 use sealdb::ops::Services;
-use sealdb::protocol::operation::ADMIN_PREFIX;
 use sealdb::protocol::KeysOp;
 
 /// How often `--wait` polls the job's progress.
@@ -420,13 +419,6 @@ async fn remote(
     op: KeysOp,
     input: &KeysInput,
 ) -> Result<Value, String> {
-    let (id, secret) = credentials(target)?;
-    let region = target
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
     let mut body = json!({});
     if let Some(v) = &input.table_name {
         body["TableName"] = json!(v);
@@ -438,93 +430,12 @@ async fn remote(
         body["ProgressOnly"] = json!(v);
     }
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let url: reqwest::Url = endpoint
-        .parse()
-        .map_err(|e| format!("invalid --endpoint: {e}"))?;
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let target_header = format!("{ADMIN_PREFIX}{}", op.name());
-    let headers = vec![
-        ("host".to_string(), host),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.0".to_string(),
-        ),
-        ("x-amz-target".to_string(), target_header.clone()),
-    ];
-    let signed = sealdb::auth::sigv4::sign(
-        "POST",
-        "/",
-        None,
-        &headers,
+    crate::cli_remote::admin_call(
+        endpoint,
+        target.profile.as_deref(),
+        target.region.as_deref(),
+        op.name(),
         &body,
-        &id,
-        &secret,
-        None,
-        &region,
-        "dynamodb",
-        time::OffsetDateTime::now_utc(),
-    );
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amz-target", target_header)
-        .body(body);
-    for (k, v) in signed {
-        req = req.header(k, v);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status();
-    let value: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("bad response: {e}"))?;
-    if status.is_success() {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{}: {}",
-            value["__type"]
-                .as_str()
-                .unwrap_or("error")
-                .rsplit('#')
-                .next()
-                .unwrap_or("error"),
-            value["message"].as_str().unwrap_or("")
-        ))
-    }
-}
-
-/// AWS credentials the usual way: environment, then the shared credentials file profile.
-fn credentials(target: &KeysTarget) -> Result<(String, zeroize::Zeroizing<String>), String> {
-    if let (Ok(id), Ok(secret), None) = (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-        &target.profile,
-    ) {
-        return Ok((id, zeroize::Zeroizing::new(secret)));
-    }
-    let profile = target
-        .profile
-        .clone()
-        .or_else(|| std::env::var("AWS_PROFILE").ok())
-        .unwrap_or_else(|| "default".into());
-    let file = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))
-        .map_err(|_| {
-            "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
-                .to_string()
-        })?;
-    sealdb::app::read_credentials_profile(&file, &profile).ok_or_else(|| {
-        format!(
-            "no credentials for profile '{profile}' in {}",
-            file.display()
-        )
-    })
+    )
+    .await
 }

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 
 mod cli_iam;
 mod cli_keys;
+mod cli_remote;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use sealdb::config::Config;
 use sealdb::ops::admin::{self, AdminInput};
-use sealdb::protocol::operation::ADMIN_PREFIX;
 use sealdb::protocol::AdminOp;
 
 #[derive(Parser)]
@@ -408,106 +408,16 @@ async fn remote(
     op: AdminOp,
     input: &AdminInput,
 ) -> Result<Value, String> {
-    let (id, secret) = credentials(target)?;
-    let region = target
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
     // Every member that is set, under its wire name (the admin input's serde names).
     let body = zeroize::Zeroizing::new(serde_json::to_vec(input).map_err(|e| e.to_string())?);
-    let url: reqwest::Url = endpoint
-        .parse()
-        .map_err(|e| format!("invalid --endpoint: {e}"))?;
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let target_header = format!("{ADMIN_PREFIX}{}", op.name());
-    let headers = vec![
-        ("host".to_string(), host),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.0".to_string(),
-        ),
-        ("x-amz-target".to_string(), target_header.clone()),
-    ];
-    let signed = sealdb::auth::sigv4::sign(
-        "POST",
-        "/",
-        None,
-        &headers,
+    cli_remote::admin_call(
+        endpoint,
+        target.profile.as_deref(),
+        target.region.as_deref(),
+        op.name(),
         &body,
-        &id,
-        &secret,
-        None,
-        &region,
-        "dynamodb",
-        time::OffsetDateTime::now_utc(),
-    );
-    let client = reqwest::Client::new();
-    let mut req = client
-        .post(url)
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amz-target", target_header)
-        .body(body.to_vec());
-    for (k, v) in signed {
-        req = req.header(k, v);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status();
-    let value: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("bad response: {e}"))?;
-    if status.is_success() {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{}: {}",
-            value["__type"]
-                .as_str()
-                .unwrap_or("error")
-                .rsplit('#')
-                .next()
-                .unwrap_or("error"),
-            value["message"].as_str().unwrap_or("")
-        ))
-    }
-}
-
-/// AWS credentials the usual way: environment, then the shared credentials file profile.
-fn credentials(target: &Target) -> Result<(String, zeroize::Zeroizing<String>), String> {
-    if let (Ok(id), Ok(secret)) = (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        if target.profile.is_none() {
-            return Ok((id, zeroize::Zeroizing::new(secret)));
-        }
-    }
-    let profile = target
-        .profile
-        .clone()
-        .or_else(|| std::env::var("AWS_PROFILE").ok())
-        .unwrap_or_else(|| "default".into());
-    let file = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))
-        .map_err(|_| {
-            "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
-                .to_string()
-        })?;
-    sealdb::app::read_credentials_profile(&file, &profile).ok_or_else(|| {
-        format!(
-            "no credentials for profile '{profile}' in {}",
-            file.display()
-        )
-    })
+    )
+    .await
 }
 
 /// Starts a throw-away server (temp data dir, the default configuration) and measures it.
@@ -529,14 +439,7 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
             .unwrap_or(1)
     );
     if let Some(endpoint) = &args.endpoint {
-        let target = Target {
-            endpoint: Some(endpoint.clone()),
-            data_dir: None,
-            config: None,
-            profile: args.profile.clone(),
-            region: None,
-        };
-        let (id, secret) = credentials(&target)?;
+        let (id, secret) = cli_remote::credentials(args.profile.as_deref())?;
         let addr = endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
