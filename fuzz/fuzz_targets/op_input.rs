@@ -48,6 +48,14 @@ const TARGETS: &[&str] = &[
     "DynamoDB_20120810.DescribeLimits",
     "DynamoDB_20120810.DescribeEndpoints",
     "DynamoDB_20120810.UpdateTable",
+    "DynamoDB_20120810.UpdateTimeToLive",
+    "DynamoDB_20120810.DescribeTimeToLive",
+    "DynamoDB_20120810.TagResource",
+    "DynamoDB_20120810.UntagResource",
+    "DynamoDB_20120810.ListTagsOfResource",
+    "DynamoDB_20120810.PutResourcePolicy",
+    "DynamoDB_20120810.GetResourcePolicy",
+    "DynamoDB_20120810.DeleteResourcePolicy",
     "DynamoDB_20120810.CreateBackup",
     "SealDBAdmin_20261101.CreateUser",
     "SealDBAdmin_20261101.DeleteUser",
@@ -57,6 +65,16 @@ const TARGETS: &[&str] = &[
     "SealDBAdmin_20261101.ListAccessKeys",
     "SealDBAdmin_20261101.PutUserPolicy",
     "SealDBAdmin_20261101.DeleteUserPolicy",
+    "SealDBAdmin_20261101.CreateGroup",
+    "SealDBAdmin_20261101.AddUserToGroup",
+    "SealDBAdmin_20261101.CreateRole",
+    "SealDBAdmin_20261101.CreateRoleSession",
+    "SealDBAdmin_20261101.PutUserPermissionsBoundary",
+    "SealDBAdmin_20261101.SimulatePrincipalPolicy",
+    "SealDBAdmin_20261101.KeysStatus",
+    "SealDBAdmin_20261101.RotateDataKey",
+    "SealDBAdmin_20261101.ReencryptTable",
+    "SealDBAdmin_20261101.RetireGeneration",
 ];
 
 struct World {
@@ -209,6 +227,28 @@ fn targets_of(svc: &Services, op: Operation, body: &[u8]) -> Result<Vec<Target>,
         Operation::BatchWriteItem => t::<BatchWriteItemInput>(svc, body),
         Operation::TransactGetItems => t::<TransactGetItemsInput>(svc, body),
         Operation::TransactWriteItems => t::<TransactWriteItemsInput>(svc, body),
+        Operation::UpdateTable => t::<sealdb::ops::update_table::UpdateTableInput>(svc, body),
+        Operation::UpdateTimeToLive => t::<sealdb::ops::ttl::UpdateTimeToLiveInput>(svc, body),
+        Operation::DescribeTimeToLive => {
+            let i: TableNameInput = decode(body)?;
+            sealdb::iam::targets::describe_ttl_targets(svc, &i)
+        }
+        Operation::TagResource => t::<sealdb::ops::tags::TagResourceInput>(svc, body),
+        Operation::UntagResource => t::<sealdb::ops::tags::UntagResourceInput>(svc, body),
+        Operation::ListTagsOfResource => {
+            t::<sealdb::ops::tags::ListTagsOfResourceInput>(svc, body)
+        }
+        Operation::PutResourcePolicy
+        | Operation::GetResourcePolicy
+        | Operation::DeleteResourcePolicy => {
+            let i: sealdb::ops::resource_policy::ResourcePolicyInput = decode(body)?;
+            targets_for(svc, &(op, &i))
+        }
+        Operation::Keys(k) => {
+            let i: sealdb::ops::key_admin::KeysInput = decode(body)?;
+            let (action, resource) = i.target(k, &svc.config.region, &svc.config.account_id);
+            Ok(vec![Target::new(action, resource)])
+        }
         Operation::Admin(a) => {
             let i: AdminInput = decode(body)?;
             let (action, resource) = i.target(a, &svc.config.account_id);
