@@ -892,3 +892,188 @@ async fn item_collection_metrics_for_tables_with_lsis() {
         .unwrap();
     assert!(got.item().is_none());
 }
+
+/// The partition key values of one table's ItemCollectionMetrics list, sorted.
+fn collection_keys(
+    m: Option<&HashMap<String, Vec<aws_sdk_dynamodb::types::ItemCollectionMetrics>>>,
+    table: &str,
+) -> Vec<String> {
+    let mut keys: Vec<String> = m
+        .and_then(|m| m.get(table))
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    assert_eq!(c.size_estimate_range_gb(), [0.0, 1.0]);
+                    let key = c.item_collection_key().expect("collection key");
+                    assert_eq!(key.len(), 1, "only the partition key: {key:?}");
+                    key.get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .expect("pk is S")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// BatchWriteItem and TransactWriteItems return ItemCollectionMetrics keyed by table name, one
+/// entry per item collection written, only for tables with LSIs; an invalid value is refused
+/// before any member is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_collection_metrics_of_batches_and_transactions() {
+    use aws_sdk_dynamodb::types::{
+        ConditionCheck, DeleteRequest, ReturnItemCollectionMetrics as Ricm,
+    };
+    let srv = TestServer::start().await;
+    let c = srv.client();
+    create_indexed(&c, "CollB").await;
+    create_table(&c, "PlainB", None).await;
+    let put = |item: Item| {
+        WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+            .build()
+    };
+    let out = c
+        .batch_write_item()
+        .request_items(
+            "CollB",
+            vec![
+                put(full("p1", "s1", "G", 1, 1)),
+                put(full("p1", "s2", "G", 2, 2)),
+                put(full("p2", "s1", "G", 3, 3)),
+            ],
+        )
+        .request_items(
+            "PlainB",
+            vec![put(HashMap::from([("pk".to_string(), s("k"))]))],
+        )
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    let m = out.item_collection_metrics();
+    assert_eq!(collection_keys(m, "CollB"), vec!["p1", "p2"]);
+    assert!(
+        m.is_some_and(|m| !m.contains_key("PlainB")),
+        "no metrics for a table without LSIs: {m:?}"
+    );
+    // Deletes report their collection too.
+    let out = c
+        .batch_write_item()
+        .request_items(
+            "CollB",
+            vec![WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .key("pk", s("p2"))
+                        .key("sk", s("s1"))
+                        .build()
+                        .unwrap(),
+                )
+                .build()],
+        )
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        collection_keys(out.item_collection_metrics(), "CollB"),
+        vec!["p2"]
+    );
+    // Without SIZE, nothing.
+    let out = c
+        .batch_write_item()
+        .request_items("CollB", vec![put(full("p3", "s1", "G", 4, 4))])
+        .send()
+        .await
+        .unwrap();
+    assert!(out.item_collection_metrics().is_none_or(|m| m.is_empty()));
+
+    let out = c
+        .transact_write_items()
+        .transact_items(tx_put("CollB", full("p4", "s1", "G", 5, 5)))
+        .transact_items(
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name("CollB")
+                        .key("pk", s("p1"))
+                        .key("sk", s("s1"))
+                        .update_expression("SET b = :b")
+                        .expression_attribute_values(":b", s("new"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .transact_items(
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name("CollB")
+                        .key("pk", s("p3"))
+                        .key("sk", s("s1"))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .transact_items(tx_put(
+            "PlainB",
+            HashMap::from([("pk".to_string(), s("t"))]),
+        ))
+        .return_item_collection_metrics(Ricm::Size)
+        .send()
+        .await
+        .unwrap();
+    let m = out.item_collection_metrics();
+    // The ConditionCheck on p3 writes nothing, so its collection is not reported.
+    assert_eq!(collection_keys(m, "CollB"), vec!["p1", "p4"]);
+    assert!(m.is_some_and(|m| !m.contains_key("PlainB")), "{m:?}");
+
+    // Invalid values: ValidationException, and nothing was written.
+    for (target, body) in [
+        (
+            "DynamoDB_20120810.BatchWriteItem",
+            r#"{"RequestItems":{"PlainB":[{"PutRequest":{"Item":{"pk":{"S":"bad1"}}}}]},"ReturnItemCollectionMetrics":"ALL"}"#,
+        ),
+        (
+            "DynamoDB_20120810.TransactWriteItems",
+            r#"{"TransactItems":[{"Put":{"TableName":"PlainB","Item":{"pk":{"S":"bad2"}}}}],"ReturnItemCollectionMetrics":"size"}"#,
+        ),
+    ] {
+        let (st, v) = raw_request(
+            &srv.endpoint,
+            &srv.access_key,
+            &srv.secret,
+            Some(target),
+            body.as_bytes().to_vec(),
+        )
+        .await;
+        assert_eq!(st, 400, "{target}: {v}");
+        assert_eq!(
+            v["__type"].as_str(),
+            Some("com.amazonaws.dynamodb.v20120810#ValidationException"),
+            "{target}: {v}"
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("returnItemCollectionMetrics")),
+            "{target}: {v}"
+        );
+    }
+    for k in ["bad1", "bad2"] {
+        let got = c
+            .get_item()
+            .table_name("PlainB")
+            .key("pk", s(k))
+            .send()
+            .await
+            .unwrap();
+        assert!(got.item().is_none(), "{k} was written");
+    }
+}

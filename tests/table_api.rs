@@ -536,6 +536,159 @@ async fn ttl_sweeper_deletes_expired_items_and_only_those() {
     srv.stop().await;
 }
 
+/// The `sk` values of one index partition (`attr` = `v`), sorted.
+async fn index_sort_keys(c: &Client, table: &str, index: &str, attr: &str, v: Av) -> Vec<i64> {
+    let out = c
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#k = :v")
+        .expression_attribute_names("#k", attr)
+        .expression_attribute_values(":v", v)
+        .send()
+        .await
+        .unwrap();
+    let mut sks: Vec<i64> = out
+        .items()
+        .iter()
+        .map(|i| i["sk"].as_n().unwrap().parse().unwrap())
+        .collect();
+    sks.sort_unstable();
+    sks
+}
+
+/// The sweeper deletes the GSI and LSI entries of the items it expires, and only theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_sweeper_removes_index_entries_of_expired_items() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
+        Projection, ProjectionType,
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let all = || {
+        Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start_with(dir, |cfg| cfg.ttl.sweep_interval_ms = 200).await;
+    let c = srv.client();
+    c.create_table()
+        .table_name("TtlIdx")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("sk", ScalarAttributeType::N))
+        .attribute_definitions(attr("g", ScalarAttributeType::S))
+        .attribute_definitions(attr("l", ScalarAttributeType::N))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byG")
+                .key_schema(key("g", KeyType::Hash))
+                .key_schema(key("sk", KeyType::Range))
+                .projection(all())
+                .build()
+                .unwrap(),
+        )
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name("byL")
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("l", KeyType::Range))
+                .projection(all())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.update_time_to_live()
+        .table_name("TtlIdx")
+        .time_to_live_specification(ttl_spec(true, "exp"))
+        .send()
+        .await
+        .unwrap();
+    let now = now_secs();
+    // sk 1..=8; odd ones expired, even ones live (in the future or without expiry).
+    for sk in 1..=8i64 {
+        let mut req = c
+            .put_item()
+            .table_name("TtlIdx")
+            .item("pk", Av::S("p".into()))
+            .item("sk", Av::N(sk.to_string()))
+            .item("g", Av::S(if sk <= 4 { "A" } else { "B" }.into()))
+            .item("l", Av::N((100 - sk).to_string()));
+        let exp = match sk % 4 {
+            1 | 3 => Some(now - 50 * sk),
+            2 => Some(now + 3600),
+            _ => None,
+        };
+        if let Some(e) = exp {
+            req = req.item("exp", Av::N(e.to_string()));
+        }
+        req.send().await.unwrap();
+    }
+    assert_eq!(
+        index_sort_keys(&c, "TtlIdx", "byG", "g", Av::S("A".into())).await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        index_sort_keys(&c, "TtlIdx", "byL", "pk", Av::S("p".into())).await,
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+
+    // Generous bound for slow CI; the sweep period is 200 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if sort_keys(&c, "TtlIdx", "p").await == ["2", "4", "6", "8"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired items not swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        index_sort_keys(&c, "TtlIdx", "byG", "g", Av::S("A".into())).await,
+        [2, 4]
+    );
+    assert_eq!(
+        index_sort_keys(&c, "TtlIdx", "byG", "g", Av::S("B".into())).await,
+        [6, 8]
+    );
+    assert_eq!(
+        index_sort_keys(&c, "TtlIdx", "byL", "pk", Av::S("p".into())).await,
+        [2, 4, 6, 8]
+    );
+    // Index scans agree: no stray entries outside the queried partitions.
+    for index in ["byG", "byL"] {
+        let scan = c
+            .scan()
+            .table_name("TtlIdx")
+            .index_name(index)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(scan.count(), 4, "{index}");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_items_stay_readable_until_swept() {
     let dir = tempfile::tempdir().unwrap();

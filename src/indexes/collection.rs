@@ -120,6 +120,40 @@ pub fn metrics(def: &TableDef, pk: &AttributeValue, size: i64) -> Result<Value, 
     }))
 }
 
+/// The `ItemCollectionMetrics` of a multi-item write (BatchWriteItem, TransactWriteItems) for
+/// one table: one entry per distinct partition key written, under the table's name, and only
+/// for tables with local secondary indexes (DynamoDB reports no collections for the others).
+/// Blocking: reads sizes from storage on a cache miss.
+pub fn add_table_metrics(
+    out: &mut serde_json::Map<String, Value>,
+    store: &dyn Store,
+    keys: &TableKeys,
+    def: &TableDef,
+    pks: &[&AttributeValue],
+) -> Result<(), ApiError> {
+    if !has_lsi(def) || pks.is_empty() {
+        return Ok(());
+    }
+    let mut seen: Vec<&AttributeValue> = Vec::with_capacity(pks.len());
+    let mut list = Vec::with_capacity(pks.len());
+    for pk in pks {
+        if seen.contains(pk) {
+            continue;
+        }
+        seen.push(pk);
+        let size = size(store, keys, def, pk)?;
+        list.push(metrics(def, pk, size)?);
+    }
+    match out
+        .entry(def.name.clone())
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
+        Value::Array(a) => a.extend(list),
+        other => *other = Value::Array(list),
+    }
+    Ok(())
+}
+
 /// `ReturnItemCollectionMetrics`: true for SIZE, DynamoDB's enum error otherwise.
 pub fn wants_metrics(v: Option<&str>) -> Result<bool, ApiError> {
     match v {

@@ -11,6 +11,7 @@ pub mod collection;
 pub mod create;
 pub mod def;
 pub mod describe;
+pub mod gate;
 pub mod maintain;
 pub mod stats;
 

@@ -18,6 +18,7 @@ use super::keys::{key_from_item, key_from_map};
 use super::{blocking, Services};
 use crate::error::ApiError;
 use crate::expr::{ExprContext, Projection, Usage};
+use crate::indexes::collection;
 use crate::items::{self, ItemKey, BASE_INDEX};
 use crate::protocol::attr::{item_size, Item, MAX_ITEM_SIZE};
 use crate::protocol::input::{
@@ -204,6 +205,7 @@ pub async fn batch_write_item(
 ) -> Result<Value, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
+    let want_metrics = collection::wants_metrics(input.return_item_collection_metrics.as_deref())?;
     if request_items.is_empty() {
         return Err(ApiError::validation(
             "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -260,11 +262,12 @@ pub async fn batch_write_item(
         work.insert(name, writes);
     }
     let mut per_table = PerTable::default();
+    let mut metrics = Map::new();
     for (name, writes) in work {
         let entry = svc.table(&name)?;
         let keys = svc.table_keys(&entry).await?;
         let svc2 = svc.clone();
-        let units = blocking(move || {
+        let (units, table_metrics) = blocking(move || {
             let mut units = 0.0;
             for w in &writes {
                 let (key, new) = match w {
@@ -277,14 +280,35 @@ pub async fn batch_write_item(
                     new.map(item_size).unwrap_or(0),
                 );
             }
-            Ok(units)
+            // Sizes read after every write of the table landed, as PutItem's are.
+            let mut m = Map::new();
+            if want_metrics {
+                let pks: Vec<_> = writes
+                    .iter()
+                    .map(|w| match w {
+                        BatchWrite::Put(k, _) | BatchWrite::Delete(k) => &k.pk,
+                    })
+                    .collect();
+                collection::add_table_metrics(
+                    &mut m,
+                    svc2.store.as_ref(),
+                    &keys,
+                    &entry.def,
+                    &pks,
+                )?;
+            }
+            Ok((units, m))
         })
         .await?;
         per_table.write(&name, units);
+        metrics.extend(table_metrics);
     }
     let mut out = json!({"UnprocessedItems": {}});
     if let Some(c) = per_table.list(cap) {
         out["ConsumedCapacity"] = c;
+    }
+    if !metrics.is_empty() {
+        out["ItemCollectionMetrics"] = Value::Object(metrics);
     }
     Ok(out)
 }

@@ -22,7 +22,7 @@ use crate::crypto::keyring::Keyspace;
 use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
 use crate::indexes::maintain::{self, IndexChange, StatDelta};
-use crate::indexes::{collection, stats as index_stats};
+use crate::indexes::{collection, gate, stats as index_stats};
 use crate::items::{self, IndexPages, ItemKey, BASE_INDEX, PARTITION_PREFIX_LEN};
 use crate::protocol::attr::{item_size, AttributeValue, Item};
 use crate::storage::sort_index::{self, Change, Entry, PartitionRef, Position, SortIndexError};
@@ -216,7 +216,7 @@ fn build_all(
                 .to_vec();
         // The catalog's current indexes, not those of the (possibly older) entry the request
         // started with: an index added or dropped online (ops::index_admin) takes effect for
-        // every commit that starts after the change (see `index_gate`).
+        // every commit that starts after the change (see `indexes::gate`).
         let live = svc
             .catalog
             .table(&s.entry.def.name)
@@ -292,21 +292,12 @@ fn build_all(
     Ok((checks, writes, after))
 }
 
-/// Every commit holds this (shared) from reading the catalog's indexes to landing; an online
-/// index change takes it exclusively once after updating the catalog, so that afterwards no
-/// commit built from the previous index set can still land.
-pub fn index_gate() -> &'static std::sync::RwLock<()> {
-    static GATE: std::sync::OnceLock<std::sync::RwLock<()>> = std::sync::OnceLock::new();
-    GATE.get_or_init(|| std::sync::RwLock::new(()))
-}
-
 /// Commits what [`build`] built. `Ok(false)`: a check failed (someone else wrote): re-read
 /// and re-decide.
 pub fn commit(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
-    // Poisoning only means another commit panicked; the gate guards no data.
-    let _gate = index_gate()
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Held from reading the catalog's index set (in `build_all`) until the commit landed.
+    let gates = gate::Held::new(staged.iter().map(|s| s.entry.def.keyspace));
+    let _shared = gates.read();
     let (checks, writes, after) = build_all(svc, staged)?;
     if writes.is_empty() && staged.iter().all(|s| matches!(s.effect, Effect::Check)) {
         // Nothing to write: a consistent read is all a pure check needs.

@@ -319,15 +319,11 @@ fn apply(def: &mut TableDef, changes: &[Change]) -> Result<bool, ApiError> {
     Ok(online)
 }
 
-/// Waits until every commit built from the previous index set has landed or failed: the
-/// commits that start from now on read the changed definition (`ops::commit::index_gate`).
-async fn drain() -> Result<(), ApiError> {
-    super::blocking(|| {
-        drop(
-            super::commit::index_gate()
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+/// Waits until every commit on the table built from the previous index set has landed or
+/// failed: the commits that start from now on read the changed definition (`indexes::gate`).
+async fn drain(keyspace: crate::crypto::keyring::Keyspace) -> Result<(), ApiError> {
+    super::blocking(move || {
+        crate::indexes::gate::drain(&keyspace);
         Ok(())
     })
     .await
@@ -361,7 +357,7 @@ pub async fn apply_gsi_updates(
         .update_table(table, |def| apply(def, &changes))
         .await?;
     if started {
-        drain().await?;
+        drain(old.def.keyspace).await?;
     }
     drop(guard);
     backfill::wake();

@@ -361,6 +361,8 @@ pub async fn delete_table(svc: &Services, input: TableNameInput) -> Result<Value
         ));
     }
     let entry = svc.catalog.delete_table(&name).await?;
+    // Keyspaces are never reused, so the deleted table's commit gate can go.
+    crate::indexes::gate::forget(&entry.def.keyspace);
     Ok(json!({ "TableDescription": describe(svc, &entry.def, entry.stats.snapshot(), "DELETING") }))
 }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::capacity::{self, PerTable};
 use super::commit::{self, open_item, Effect, Staged, MAX_WRITE_ATTEMPTS};
@@ -27,6 +27,7 @@ use crate::catalog::tables::TableEntry;
 use crate::crypto::keyring::TableKeys;
 use crate::error::{ApiError, CancellationReason};
 use crate::expr::{self, Condition, ExprContext, Projection, Update, Usage};
+use crate::indexes::collection;
 use crate::items::{self, ItemKey, BASE_INDEX};
 use crate::protocol::attr::{item_size, Item, MAX_ITEM_SIZE};
 use crate::protocol::input::{
@@ -166,6 +167,7 @@ pub async fn transact_write_items(
 ) -> Result<Value, ApiError> {
     let list = required(input.transact_items, "transactItems")?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
+    let want_metrics = collection::wants_metrics(input.return_item_collection_metrics.as_deref())?;
     if list.is_empty() || list.len() > MAX_TRANSACT_ITEMS {
         return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length {} {}",
@@ -236,10 +238,22 @@ pub async fn transact_write_items(
         }
     }
     let svc2 = svc.clone();
-    let units = blocking(move || run_write(&svc2, &members, &table_keys)).await?;
+    let (units, metrics) = blocking(move || {
+        let units = run_write(&svc2, &members, &table_keys)?;
+        let metrics = if want_metrics {
+            write_metrics(&svc2, &members, &table_keys)?
+        } else {
+            Map::new()
+        };
+        Ok((units, metrics))
+    })
+    .await?;
     let mut out = json!({});
     if let Some(c) = units.list(cap) {
         out["ConsumedCapacity"] = c;
+    }
+    if !metrics.is_empty() {
+        out["ItemCollectionMetrics"] = Value::Object(metrics);
     }
     if let Some(t) = token {
         let mut map = tokens()
@@ -249,6 +263,31 @@ pub async fn transact_write_items(
         let now = Instant::now();
         map.order.push_back((now, t.clone()));
         map.seen.insert(t, (hash, now, out.clone()));
+    }
+    Ok(out)
+}
+
+/// ItemCollectionMetrics of a committed transaction: the collections its Put, Update and
+/// Delete members wrote (ConditionCheck members write nothing), per table.
+fn write_metrics(
+    svc: &Services,
+    members: &[Member],
+    table_keys: &HashMap<String, Arc<TableKeys>>,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    let mut tables: Vec<&str> = members.iter().map(|m| m.table.as_str()).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    for table in tables {
+        let written: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.table == table && !matches!(m.kind, Kind::Check))
+            .collect();
+        let (Some(first), Some(keys)) = (written.first(), table_keys.get(table)) else {
+            continue;
+        };
+        let pks: Vec<_> = written.iter().map(|m| &m.key.pk).collect();
+        collection::add_table_metrics(&mut out, svc.store.as_ref(), keys, &first.entry.def, &pks)?;
     }
     Ok(out)
 }
