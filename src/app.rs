@@ -52,6 +52,9 @@ pub enum AppError {
 
 /// Opens everything behind the API (no listener).
 pub async fn open_services(config: Config) -> Result<Arc<Services>, AppError> {
+    config
+        .validate()
+        .map_err(|e| AppError::Config(e.to_string()))?;
     let data_dir = config.data_dir.clone();
     crate::util::create_private_dir(&data_dir)
         .map_err(|e| AppError::DataDir(data_dir.clone(), e))?;
@@ -214,6 +217,7 @@ pub struct Running {
     refresher: tokio::task::JoinHandle<()>,
     ttl_sweeper: tokio::task::JoinHandle<()>,
     index_worker: tokio::task::JoinHandle<()>,
+    key_manager: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -229,6 +233,10 @@ impl Running {
         self.refresher.abort();
         self.ttl_sweeper.abort();
         self.index_worker.abort();
+        // Wait for the manager to be gone so it cannot start a job after the jobs are stopped.
+        self.key_manager.abort();
+        let _ = (&mut self.key_manager).await;
+        crate::keyjob::stop_jobs(&self.services);
         self.services.audit.close();
         r.map_err(AppError::from)
     }
@@ -265,6 +273,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let refresher = spawn_key_refresher(&services);
     let ttl_sweeper = crate::ops::ttl::spawn_sweeper(&services);
     let index_worker = crate::ops::index_admin::backfill::spawn_worker(&services);
+    // Rotation policy, encryption counts and resuming interrupted re-encryption jobs.
+    let key_manager = crate::keyjob::spawn_manager(&services, services.config.keys.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(ServerError::Io)?;
@@ -285,6 +295,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         refresher,
         ttl_sweeper,
         index_worker,
+        key_manager,
         join,
     })
 }

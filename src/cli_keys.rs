@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use sealdb::config::Config;
-use sealdb::keyjob::{self, KeysConfig, Progress};
+use sealdb::keyjob::{self, Progress};
 use sealdb::ops::key_admin::{self, KeysInput};
 use sealdb::ops::Services;
 use sealdb::protocol::KeysOp;
@@ -242,7 +242,8 @@ fn finished(table: &str, p: &Progress) -> Result<(), String> {
 
 /// Offline: the job runs in this process; a second task draws its progress.
 async fn reencrypt_offline(svc: &Arc<Services>, table: &str) -> Result<(), String> {
-    let config = KeysConfig::from_env().map_err(|e| e.to_string())?;
+    // The `[keys]` table of --config, then the SEALDB_KEYS_* environment.
+    let config = svc.config.keys.clone();
     let watcher = {
         let svc = svc.clone();
         let table = table.to_string();

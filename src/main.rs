@@ -256,11 +256,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "http"
     };
     let region = config.region.clone();
-    let keys_config = sealdb::keyjob::KeysConfig::from_env().map_err(|e| e.to_string())?;
     let running = sealdb::app::start(config)
         .await
         .map_err(|e| e.to_string())?;
-    let _key_manager = sealdb::keyjob::spawn_manager(&running.services, keys_config);
     let endpoint = format!("{scheme}://{}", running.addr);
     println!("sealdb listening on {endpoint}");
     match &running.dev_credentials {

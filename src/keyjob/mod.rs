@@ -12,7 +12,6 @@ mod reencrypt;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use crate::catalog::CatalogError;
 use crate::crypto::keyring::{KeyringError, Keyspace};
@@ -22,13 +21,9 @@ use crate::storage::{Space, Store, StoreError};
 pub use lifecycle::{
     retire_generation, rotate_data_key, spawn_manager, status, switch_kms_key, TableStatus,
 };
-pub use reencrypt::{progress, run_reencrypt, start_reencrypt, Progress};
+pub use reencrypt::{progress, run_reencrypt, start_reencrypt, stop_jobs, Progress};
 
-/// Rows re-sealed per second by default: a background job must leave the disk and CPU to
-/// requests (our measurement: ~20k re-seals/s on one core, so this is ~10% of one core).
-pub const DEFAULT_REENCRYPT_ROWS_PER_SEC: u64 = 2000;
-/// How often the manager persists encryption counts and checks the rotation policy.
-pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 30;
+pub use crate::config::{KeysConfig, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_REENCRYPT_ROWS_PER_SEC};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyJobError {
@@ -51,61 +46,20 @@ pub enum KeyJobError {
     Task(String),
 }
 
-/// Settings of key lifecycle work, from `SEALDB_KEYS_*` environment variables.
-#[derive(Debug, Clone)]
-pub struct KeysConfig {
-    /// Re-encryption throttle (rows per second; 0 = unthrottled).
-    pub reencrypt_rows_per_sec: u64,
-    /// Rotate a table's data key once its active generation is this old.
-    pub rotate_max_age_secs: Option<u64>,
-    /// Rotate once about this many encryptions used the active generation (approximate).
-    pub rotate_max_encryptions: Option<u64>,
-    pub check_interval_secs: u64,
-}
-
-impl Default for KeysConfig {
-    fn default() -> Self {
-        KeysConfig {
-            reencrypt_rows_per_sec: DEFAULT_REENCRYPT_ROWS_PER_SEC,
-            rotate_max_age_secs: None,
-            rotate_max_encryptions: None,
-            check_interval_secs: DEFAULT_CHECK_INTERVAL_SECS,
-        }
-    }
-}
-
 impl KeysConfig {
-    /// `SEALDB_KEYS_REENCRYPT_ROWS_PER_SEC`, `SEALDB_KEYS_ROTATE_MAX_AGE_SECS`,
-    /// `SEALDB_KEYS_ROTATE_MAX_ENCRYPTIONS`, `SEALDB_KEYS_CHECK_INTERVAL_SECS`.
+    /// Defaults plus the `SEALDB_KEYS_*` environment only, validated. A server uses
+    /// `Services::config.keys` instead (the `[keys]` table of its file, then the environment).
     pub fn from_env() -> Result<KeysConfig, KeyJobError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// [`KeysConfig::from_env`] with the variables read from `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<KeysConfig, KeyJobError> {
-        let num =
-            |name: &str| -> Result<Option<u64>, KeyJobError> {
-                match get(name) {
-                    None => Ok(None),
-                    Some(v) if v.trim().is_empty() => Ok(None),
-                    Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                        KeyJobError::Invalid(format!("{name}: expected a whole number"))
-                    }),
-                }
-            };
-        let d = KeysConfig::default();
-        Ok(KeysConfig {
-            reencrypt_rows_per_sec: num("SEALDB_KEYS_REENCRYPT_ROWS_PER_SEC")?
-                .unwrap_or(d.reencrypt_rows_per_sec),
-            rotate_max_age_secs: num("SEALDB_KEYS_ROTATE_MAX_AGE_SECS")?.filter(|v| *v > 0),
-            rotate_max_encryptions: num("SEALDB_KEYS_ROTATE_MAX_ENCRYPTIONS")?.filter(|v| *v > 0),
-            check_interval_secs: num("SEALDB_KEYS_CHECK_INTERVAL_SECS")?
-                .unwrap_or(d.check_interval_secs)
-                .max(1),
-        })
-    }
-
-    pub fn check_interval(&self) -> Duration {
-        Duration::from_secs(self.check_interval_secs)
+        let mut c = KeysConfig::default();
+        c.apply_env(get)
+            .and_then(|()| c.validate())
+            .map_err(|e| KeyJobError::Invalid(e.to_string()))?;
+        Ok(c)
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Progress {
 pub(crate) struct JobHandle {
     running: AtomicBool,
     live: Mutex<Progress>,
+    /// The background task running the job, so that stopping the server stops it.
+    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl JobHandle {
@@ -65,6 +67,26 @@ impl JobHandle {
 
     pub(crate) fn set_running(&self, r: bool) {
         self.running.store(r, Ordering::SeqCst);
+    }
+
+    fn set_task(&self, task: tokio::task::AbortHandle) {
+        if let Ok(mut t) = self.task.lock() {
+            *t = Some(task);
+        }
+    }
+
+    /// Cancels the background task (at its next await, like a crash between two batches: the
+    /// persisted cursor stays, so the job resumes at the next start).
+    fn stop(&self) {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task.filter(|t| !t.is_finished()) {
+            task.abort();
+            self.set_running(false);
+            self.update(|p| {
+                p.running = false;
+                p.waiting = Some("stopped with the server; resumes when it starts".into());
+            });
+        }
     }
 
     fn progress(&self) -> Progress {
@@ -115,13 +137,14 @@ pub async fn start_reencrypt(
 ) -> Result<Progress, KeyJobError> {
     let (handle, record, created) = prepare(svc, table, true).await?;
     if created {
-        tokio::spawn(run_logged(
+        let task = tokio::spawn(run_logged(
             svc.clone(),
             table.to_string(),
             handle.clone(),
             record,
             config,
         ));
+        handle.set_task(task.abort_handle());
     }
     Ok(handle.progress())
 }
@@ -134,15 +157,26 @@ pub(crate) async fn resume(
 ) -> Result<(), KeyJobError> {
     let (handle, record, created) = prepare(svc, table, false).await?;
     if created {
-        tokio::spawn(run_logged(
+        let task = tokio::spawn(run_logged(
             svc.clone(),
             table.to_string(),
-            handle,
+            handle.clone(),
             record,
             config,
         ));
+        handle.set_task(task.abort_handle());
     }
     Ok(())
+}
+
+/// Stops the background jobs of every table of `svc` (server shutdown). Each job's task holds
+/// the services, so a job left running would keep the store open after the server stopped.
+pub fn stop_jobs(svc: &Services) {
+    for e in svc.catalog.tables() {
+        if let Some(h) = registry().get(&e.def.keyspace) {
+            h.stop();
+        }
+    }
 }
 
 /// Runs the table's job to the end in the caller's task (offline CLI); returns the final

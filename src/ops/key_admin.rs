@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::Services;
 use crate::error::ApiError;
-use crate::keyjob::{self, KeyJobError, KeysConfig};
+use crate::keyjob::{self, KeyJobError};
 use crate::protocol::input::{table_name, CreateTableInput};
 use crate::protocol::KeysOp;
 
@@ -69,10 +69,6 @@ pub fn api_error(e: KeyJobError) -> ApiError {
     }
 }
 
-fn keys_config() -> Result<KeysConfig, ApiError> {
-    KeysConfig::from_env().map_err(|e| ApiError::Internal(e.to_string()))
-}
-
 /// Runs one key administration operation. `ReencryptTable` starts the job in the background
 /// and returns at once; poll `KeysStatus` for its progress.
 pub async fn run(svc: &Arc<Services>, op: KeysOp, input: KeysInput) -> Result<Value, ApiError> {
@@ -104,7 +100,7 @@ pub async fn run(svc: &Arc<Services>, op: KeysOp, input: KeysInput) -> Result<Va
         }
         KeysOp::ReencryptTable => {
             let t = table()?;
-            let p = keyjob::start_reencrypt(svc, &t, keys_config()?)
+            let p = keyjob::start_reencrypt(svc, &t, svc.config.keys.clone())
                 .await
                 .map_err(api_error)?;
             Ok(json!({ "TableName": t, "Reencrypt": p }))

@@ -217,14 +217,7 @@ impl Server {
     /// A signed admin API call (`SealDBAdmin_20261101.<op>`).
     pub async fn admin(&self, op: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let (id, s) = self.credentials();
-        crate::common::raw_request(
-            &self.endpoint,
-            &id,
-            &s,
-            Some(&format!("SealDBAdmin_20261101.{op}")),
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
+        admin_call(&self.endpoint, &id, &s, op, body).await
     }
 
     pub fn kill9(mut self) {
@@ -239,6 +232,25 @@ impl Server {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// A signed key administration API call (`SealDBAdmin_20261101.<op>`) to any server
+/// (a child process or one in the test process).
+pub async fn admin_call(
+    endpoint: &str,
+    id: &str,
+    secret: &str,
+    op: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    crate::common::raw_request(
+        endpoint,
+        id,
+        secret,
+        Some(&format!("SealDBAdmin_20261101.{op}")),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
 }
 
 /// SHA-256 over every item of the table (full Scan, items in canonical order).
