@@ -20,7 +20,7 @@ pub enum IamDirectoryCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Delete an empty group.
+    /// Delete a group that has no members and no policies.
     DeleteGroup {
         #[arg(long)]
         group: String,
@@ -94,13 +94,27 @@ pub enum IamDirectoryCommand {
         /// Permissions boundary document (JSON file).
         #[arg(long)]
         boundary_file: Option<PathBuf>,
+        /// Trust policy (AssumeRolePolicyDocument, JSON file): who may create sessions of the
+        /// role. Default: the account (`arn:aws:iam::ACCOUNT:root`), so a caller also needs an
+        /// identity-based policy allowing sts:AssumeRole on the role.
+        #[arg(long)]
+        trust_policy: Option<PathBuf>,
         /// KEY=VALUE, repeatable.
         #[arg(long = "tag")]
         tags: Vec<String>,
         #[command(flatten)]
         target: Target,
     },
-    /// Delete a role and every session of it.
+    /// Replace a role's trust policy (JSON file).
+    UpdateAssumeRolePolicy {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        policy: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a role (once its policies are deleted and detached) and every session of it.
     DeleteRole {
         #[arg(long)]
         role: String,
@@ -335,14 +349,25 @@ pub fn request(cmd: IamDirectoryCommand) -> Result<(AdminOp, AdminInput, Target)
             role,
             max_session_duration,
             boundary_file,
+            trust_policy,
             tags: t,
             target,
         } => {
             let mut i = r(role);
             i.max_session_duration = max_session_duration;
             i.permissions_boundary = boundary_file.as_deref().map(read).transpose()?;
+            i.assume_role_policy_document = trust_policy.as_deref().map(read).transpose()?;
             i.tags = Some(tags(&t)?).filter(|v| !v.is_empty());
             (AdminOp::CreateRole, i, target)
+        }
+        C::UpdateAssumeRolePolicy {
+            role,
+            policy,
+            target,
+        } => {
+            let mut i = r(role);
+            i.policy_document = Some(read(&policy)?);
+            (AdminOp::UpdateAssumeRolePolicy, i, target)
         }
         C::DeleteRole { role, target } => (AdminOp::DeleteRole, r(role), target),
         C::ListRoles { target } => (AdminOp::ListRoles, AdminInput::default(), target),

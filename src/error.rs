@@ -47,6 +47,10 @@ pub enum ApiError {
     ResourceInUse(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// IAM's DeleteConflictException (admin API): the user, group or role still has access
+    /// keys, policies or members attached.
+    #[error("{0}")]
+    DeleteConflict(String),
     #[error("The conditional request failed")]
     ConditionalCheckFailed { item: Option<Item> },
     /// DynamoDB's message lists the reason codes in request order.
@@ -98,6 +102,8 @@ impl ApiError {
             ResourceNotFound(_) => ("ResourceNotFoundException", 400),
             ResourceInUse(_) => ("ResourceInUseException", 400),
             LimitExceeded(_) => ("LimitExceededException", 400),
+            // IAM: DeleteConflictException is HTTP 409.
+            DeleteConflict(_) => ("DeleteConflictException", 409),
             ConditionalCheckFailed { .. } => ("ConditionalCheckFailedException", 400),
             TransactionCanceled { .. } => ("TransactionCanceledException", 400),
             TransactionConflict(_) => ("TransactionConflictException", 400),

@@ -13,6 +13,10 @@ use sealdb::ops::admin::{run, AdminInput};
 use sealdb::protocol::AdminOp;
 use serde_json::Value;
 
+// Trust policies (CreateRoleSession as sts:AssumeRole) and IAM's delete conflicts.
+#[path = "iam_principals/directory_rules.rs"]
+mod directory_rules;
+
 const DENIED: &str = "AccessDeniedException";
 const UNRECOGNIZED: &str = "UnrecognizedClientException";
 const ACCOUNT: &str = "000000000000";
@@ -153,7 +157,10 @@ async fn group_membership_grants_and_revokes_on_the_next_request() {
     )
     .await
     .unwrap_err();
-    assert!(e.contains("DeleteConflict"), "{e}");
+    assert_eq!(
+        e, "Cannot delete entity, must remove users from group first.",
+        "{e}"
+    );
 
     // changing the group's policies reaches its members
     admin(
@@ -194,6 +201,25 @@ async fn group_membership_grants_and_revokes_on_the_next_request() {
     .await
     .unwrap();
     assert_eq!(get(&alice, "Shared", "a").await, Err(DENIED.into()));
+    // empty, but it still has an inline policy
+    let e = admin(
+        &srv,
+        AdminOp::DeleteGroup,
+        names(None, Some("writers"), None),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e, "Cannot delete entity, must delete policies first.");
+    admin(
+        &srv,
+        AdminOp::DeleteGroupPolicy,
+        AdminInput {
+            policy_name: Some("read".into()),
+            ..names(None, Some("writers"), None)
+        },
+    )
+    .await
+    .unwrap();
     admin(
         &srv,
         AdminOp::DeleteGroup,
@@ -642,6 +668,22 @@ async fn attribute_restriction_example_policy() {
         .await
         .unwrap();
     assert_eq!(ok.item().unwrap().len(), 1);
+    // a whole-item read (no projection: dynamodb:Select is ALL_ATTRIBUTES) is denied
+    let whole = erin
+        .get_item()
+        .table_name("Profiles")
+        .key("pk", Av::S("u1".into()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&whole), DENIED);
+    // Select ALL_ATTRIBUTES is refused by the policy before the request is validated
+    let sel = query(Some("pk"))
+        .select(aws_sdk_dynamodb::types::Select::AllAttributes)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&sel), DENIED);
     srv.stop().await;
 }
 

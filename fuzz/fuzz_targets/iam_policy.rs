@@ -104,6 +104,27 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(d1.decision, d2.decision);
     let _ = serde_json_free_debug(&d1);
+    // the same text as a role trust policy (the resource slot for sts:AssumeRole): it never
+    // lets the account root in, and never allows without one of its own statements matching
+    if let Ok(trust) = Policy::parse_with_limit(
+        "trust",
+        policy_text,
+        PolicyKind::Trust,
+        SizeLimit::Unlimited,
+    ) {
+        let d3 = evaluate(
+            &req,
+            &PolicySet {
+                identity: &ids,
+                boundary: None,
+                resource: Some(&trust),
+            },
+        );
+        if d3.is_allowed() {
+            assert!(kind != PrincipalKind::Root);
+            assert!(d3.matched_statements.iter().any(|m| m.policy == "trust"));
+        }
+    }
 });
 
 fn serde_json_free_debug(d: &sealdb::iam::eval::Decision) -> usize {

@@ -235,9 +235,7 @@ fn targets_of(svc: &Services, op: Operation, body: &[u8]) -> Result<Vec<Target>,
         }
         Operation::TagResource => t::<sealdb::ops::tags::TagResourceInput>(svc, body),
         Operation::UntagResource => t::<sealdb::ops::tags::UntagResourceInput>(svc, body),
-        Operation::ListTagsOfResource => {
-            t::<sealdb::ops::tags::ListTagsOfResourceInput>(svc, body)
-        }
+        Operation::ListTagsOfResource => t::<sealdb::ops::tags::ListTagsOfResourceInput>(svc, body),
         Operation::PutResourcePolicy
         | Operation::GetResourcePolicy
         | Operation::DeleteResourcePolicy => {

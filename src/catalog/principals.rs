@@ -100,6 +100,11 @@ pub struct RoleRecord {
     pub attached: BTreeMap<String, String>,
     #[serde(default)]
     pub boundary: Option<String>,
+    /// The trust policy (AssumeRolePolicyDocument): who may create sessions of the role.
+    /// `None` only in records written before trust policies existed; they trust the account
+    /// ([`default_trust_policy`]), which is what they allowed then.
+    #[serde(default)]
+    pub trust_policy: Option<String>,
     #[serde(default = "default_max_session")]
     pub max_session_secs: u64,
     #[serde(default)]
@@ -165,6 +170,19 @@ pub struct Role {
     pub record: RoleRecord,
     pub policies: Vec<Arc<Policy>>,
     pub boundary: Option<Arc<Policy>>,
+    /// Consulted for `sts:AssumeRole` on the role (CreateRoleSession).
+    pub trust: Arc<Policy>,
+}
+
+/// The trust policy of a role created without one: the account (its root ARN) may assume the
+/// role, so a caller in the account needs an identity-based policy allowing `sts:AssumeRole`
+/// on it (IAM requires a trust policy on CreateRole; this is the AWS console's default for
+/// "AWS account: this account").
+pub fn default_trust_policy(account: &str) -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+        "Action": "sts:AssumeRole"}]})
+    .to_string()
 }
 
 /// Session credentials beyond the secret key.
@@ -222,6 +240,15 @@ impl PrincipalIndex {
             .lock()
             .map(|m| m.containers_of(Link::UserGroup, user))
             .unwrap_or_default()
+    }
+
+    /// The trust policy of the role `role_arn` names in `account` (`None`: no such role).
+    pub fn trust_policy_of(&self, role_arn: &str, account: &str) -> Option<Arc<Policy>> {
+        let name = role_arn
+            .strip_prefix("arn:aws:iam::")?
+            .strip_prefix(account)?
+            .strip_prefix(":role/")?;
+        self.roles.get(name).map(|r| r.trust.clone())
     }
 
     /// The users in a group, from the membership graph.
@@ -346,7 +373,7 @@ impl Group {
 }
 
 impl Role {
-    pub fn compile(record: RoleRecord) -> Result<Role, String> {
+    pub fn compile(record: RoleRecord, account: &str) -> Result<Role, String> {
         let label = format!("role/{}", record.name);
         let mut policies = Vec::new();
         compile_named(
@@ -362,10 +389,19 @@ impl Role {
             &mut policies,
         )?;
         let boundary = compile_boundary(&label, &record.boundary)?;
+        let name = format!("{label}/trust-policy");
+        let doc = match &record.trust_policy {
+            Some(d) => d.clone(),
+            None => default_trust_policy(account),
+        };
+        let trust = Policy::parse(&name, &doc, PolicyKind::Trust)
+            .map(Arc::new)
+            .map_err(|problems| format!("{name}: {}", problems_text(&problems)))?;
         Ok(Role {
             record,
             policies,
             boundary,
+            trust,
         })
     }
 

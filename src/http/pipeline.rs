@@ -18,12 +18,14 @@ use crate::auth::sigv4::{self, KeyLookup, KeyMaterial, RequestParts, VerifyConfi
 use crate::catalog::principals::{PrincipalIndex, Subject};
 use crate::error::ApiError;
 use crate::iam::context::{global_context, RequestFacts, Target};
-use crate::iam::eval::{evaluate, AuthzRequest, Effect, PolicySet};
+use crate::iam::eval::{evaluate, AuthzRequest, Decision, Effect, PolicySet, PolicyType};
 use crate::ops::{self, Services};
 use crate::protocol::Operation;
 
 /// DynamoDB: the maximum request size is 16 MB.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// STS's action for obtaining a role session (CreateRoleSession is authorized as it).
+const ASSUME_ROLE: &str = "sts:AssumeRole";
 /// The SigV4 service name of both the DynamoDB API and sealdb's admin API.
 pub const SIGNING_SERVICE: &str = "dynamodb";
 
@@ -233,24 +235,47 @@ impl Authorizer<'_> {
                     .or_insert_with(|| self.svc.catalog.table(name))
                     .clone()
             });
-            let resource_policy = table
-                .as_ref()
-                .and_then(|e| e.def.resource_policy.as_ref())
-                .map(|p| &*p.compiled);
+            // For sts:AssumeRole the role's trust policy fills the resource-based slot (and
+            // must itself allow the caller); an unknown role is denied like an untrusting one.
+            let assume = t.action.eq_ignore_ascii_case(ASSUME_ROLE);
+            let trust = if assume {
+                self.svc
+                    .catalog
+                    .principals()
+                    .trust_policy_of(&t.resource, &self.svc.config.account_id)
+            } else {
+                None
+            };
+            let resource_policy = match &trust {
+                Some(p) => Some(&**p),
+                None => table
+                    .as_ref()
+                    .and_then(|e| e.def.resource_policy.as_ref())
+                    .map(|p| &*p.compiled),
+            };
             let context = &self.context;
-            let decision = evaluate(
-                &AuthzRequest {
-                    principal: &self.principal.info,
-                    action: &t.action,
-                    resource: &t.resource,
-                    context,
-                },
-                &PolicySet {
-                    identity: &self.principal.policies,
-                    boundary: self.principal.boundary.as_deref(),
-                    resource: resource_policy,
-                },
-            );
+            let decision = if assume && trust.is_none() {
+                Decision {
+                    decision: Effect::ImplicitDeny,
+                    matched_statements: Vec::new(),
+                    missing_context_keys: Vec::new(),
+                    denied_by: Some(PolicyType::ResourceBased),
+                }
+            } else {
+                evaluate(
+                    &AuthzRequest {
+                        principal: &self.principal.info,
+                        action: &t.action,
+                        resource: &t.resource,
+                        context,
+                    },
+                    &PolicySet {
+                        identity: &self.principal.policies,
+                        boundary: self.principal.boundary.as_deref(),
+                        resource: resource_policy,
+                    },
+                )
+            };
             let label = match decision.decision {
                 Effect::Allow => "Allow",
                 Effect::ExplicitDeny => "ExplicitDeny",
@@ -266,6 +291,13 @@ impl Authorizer<'_> {
                 &t.resource,
                 label,
             );
+            if decision.decision != Effect::Allow && assume {
+                // STS's AccessDenied names no policy type.
+                return Err(ApiError::AccessDenied(format!(
+                    "User: {} is not authorized to perform: {ASSUME_ROLE} on resource: {}",
+                    self.principal.info.arn, t.resource
+                )));
+            }
             if decision.decision != Effect::Allow {
                 let reason = decision.denial_reason(&t.action).unwrap_or_else(|| {
                     format!(

@@ -14,9 +14,16 @@
 //!    nothing by itself;
 //! 6. otherwise an identity-based allow is needed, and the boundary (when there is one) must
 //!    allow as well.
+//!
+//! A role's trust policy (a [`PolicyKind::Trust`] in the resource slot, for `sts:AssumeRole`)
+//! is the documented exception ("Role trust policies and KMS key policies are exceptions ...
+//! they must explicitly allow access for principals"): it must itself allow the caller, by
+//! ARN (rules 3-4 then apply) or by account (rule 5: the identity policy must also allow); an
+//! identity-based allow alone is not enough, and the account root user cannot assume a role.
 
 use super::policy::{
-    ActionPat, ActionSpec, Policy, PrincipalId, PrincipalSpec, ResourceSpec, Statement, StmtEffect,
+    ActionPat, ActionSpec, Policy, PolicyKind, PrincipalId, PrincipalSpec, ResourceSpec, Statement,
+    StmtEffect,
 };
 use super::variables::{key_hash, ContextKey, Derived};
 use super::wildcard::{ArnParts, Fold, Tri};
@@ -316,6 +323,9 @@ pub fn evaluate(req: &AuthzRequest<'_>, policies: &PolicySet<'_>) -> Decision {
         eval_policy(p, slot, &r, &ctx, &mut acc)
     });
 
+    let trust = policies
+        .resource
+        .is_some_and(|p| p.kind() == PolicyKind::Trust);
     let r_deny = rs.as_ref().is_some_and(|t| t.deny);
     let b_deny = bd.as_ref().is_some_and(|t| t.deny);
     let (decision, denied_by) = if id.deny || r_deny || b_deny {
@@ -327,7 +337,7 @@ pub fn evaluate(req: &AuthzRequest<'_>, policies: &PolicySet<'_>) -> Decision {
             PolicyType::PermissionsBoundary
         };
         (Effect::ExplicitDeny, Some(by))
-    } else if req.principal.kind == PrincipalKind::Root {
+    } else if req.principal.kind == PrincipalKind::Root && !trust {
         (Effect::Allow, None)
     } else {
         let boundary_ok = bd.as_ref().is_none_or(|t| t.allow);
@@ -335,7 +345,9 @@ pub fn evaluate(req: &AuthzRequest<'_>, policies: &PolicySet<'_>) -> Decision {
         let allowed = grant == Some(Grant::Direct)
             || (grant == Some(Grant::Role) && boundary_ok)
             || (id.allow && boundary_ok);
-        if allowed {
+        if trust && (grant.is_none() || req.principal.kind == PrincipalKind::Root) {
+            (Effect::ImplicitDeny, Some(PolicyType::ResourceBased))
+        } else if allowed {
             (Effect::Allow, None)
         } else if (id.allow || grant == Some(Grant::Role)) && !boundary_ok {
             (Effect::ImplicitDeny, Some(PolicyType::PermissionsBoundary))

@@ -23,6 +23,9 @@ pub enum PolicyKind {
     Resource,
     /// A permissions boundary (a managed policy): Principal/NotPrincipal forbidden.
     Boundary,
+    /// A role's trust policy (AssumeRolePolicyDocument): Principal required, no Resource (the
+    /// role is the resource), only STS role actions.
+    Trust,
 }
 
 // IAM quota: managed policy document, 6,144 characters (whitespace not counted).
@@ -33,6 +36,8 @@ pub const USER_INLINE_POLICY_MAX_CHARS: usize = 2_048;
 pub const ROLE_INLINE_POLICY_MAX_CHARS: usize = 10_240;
 // IAM quota: aggregate inline policies of a group, 5,120 characters (whitespace not counted).
 pub const GROUP_INLINE_POLICY_MAX_CHARS: usize = 5_120;
+// IAM quota: role trust policy length, 2,048 characters (whitespace not counted).
+pub const ROLE_TRUST_POLICY_MAX_CHARS: usize = 2_048;
 // DynamoDB: a resource-based policy document is at most 20 KB, whitespace counted
 // (DynamoDB Developer Guide, "Resource-based policy considerations").
 pub const RESOURCE_POLICY_MAX_BYTES: usize = 20 * 1024;
@@ -55,6 +60,7 @@ impl PolicyKind {
                 SizeLimit::NonWhitespaceChars(MANAGED_POLICY_MAX_CHARS)
             }
             PolicyKind::Resource => SizeLimit::Bytes(RESOURCE_POLICY_MAX_BYTES),
+            PolicyKind::Trust => SizeLimit::NonWhitespaceChars(ROLE_TRUST_POLICY_MAX_CHARS),
         }
     }
 }
@@ -528,7 +534,16 @@ fn compile_statement(
     };
     let principal = compile_principal(members, path, kind, problems);
     let actions = compile_actions(members, path, problems);
-    let resources = compile_resources(members, path, vars, problems);
+    if kind == PolicyKind::Trust {
+        if let Some(a) = &actions {
+            check_trust_actions(a, &join(path, "Action"), problems);
+        }
+    }
+    let resources = if kind == PolicyKind::Trust {
+        trust_resources(members, path, problems)
+    } else {
+        compile_resources(members, path, vars, problems)
+    };
     let conditions = match get(members, "Condition") {
         None => Vec::new(),
         Some(c) => compile_conditions(c, &join(path, "Condition"), vars, problems),
@@ -571,7 +586,16 @@ fn compile_principal(
 ) -> Option<PrincipalSpec> {
     let p = get(members, "Principal");
     let np = get(members, "NotPrincipal");
-    if kind != PolicyKind::Resource {
+    if kind == PolicyKind::Trust && np.is_some() {
+        // Our choice (stricter than needed): NotPrincipal in a trust policy is almost always a
+        // mistake that trusts everyone but the listed principals.
+        problems.push(PolicyProblem::new(
+            &join(path, "NotPrincipal"),
+            "NotPrincipal is not supported in a role trust policy; name the trusted principals in Principal",
+        ));
+        return None;
+    }
+    if !matches!(kind, PolicyKind::Resource | PolicyKind::Trust) {
         let what = if kind == PolicyKind::Boundary {
             "a permissions boundary"
         } else {
@@ -598,10 +622,12 @@ fn compile_principal(
         (Some(v), None) => ("Principal", v, false),
         (None, Some(v)) => ("NotPrincipal", v, true),
         (None, None) => {
-            problems.push(PolicyProblem::new(
-                &join(path, "Principal"),
-                "a resource-based policy statement requires Principal or NotPrincipal",
-            ));
+            let msg = if kind == PolicyKind::Trust {
+                "a role trust policy statement requires Principal (who may assume the role)"
+            } else {
+                "a resource-based policy statement requires Principal or NotPrincipal"
+            };
+            problems.push(PolicyProblem::new(&join(path, "Principal"), msg));
             return None;
         }
     };
@@ -728,6 +754,56 @@ fn compile_actions(
     } else {
         ActionSpec::Action(pats)
     })
+}
+
+// STS: the actions a role trust policy may name (IAM User Guide, "Role trust policy").
+const TRUST_ACTIONS: [&str; 6] = [
+    "assumerole",
+    "assumerolewithsaml",
+    "assumerolewithwebidentity",
+    "tagsession",
+    "setsourceidentity",
+    "setcontext",
+];
+
+/// IAM: "AssumeRole policy may only specify STS AssumeRole actions": every Action entry must
+/// be an `sts:` pattern naming at least one of them (so `sts:*` is accepted, `*` is not).
+fn check_trust_actions(actions: &ActionSpec, path: &str, problems: &mut Vec<PolicyProblem>) {
+    let ok = match actions {
+        ActionSpec::NotAction(_) => false,
+        ActionSpec::Action(pats) => pats.iter().all(|p| match p {
+            ActionPat::Any => false,
+            ActionPat::Service { service, name } => {
+                &**service == "sts"
+                    && TRUST_ACTIONS
+                        .iter()
+                        .any(|a| name.matches(a, Fold::Ascii, &mut |_| None) == Tri::Match)
+            }
+        }),
+    };
+    if !ok {
+        problems.push(PolicyProblem::new(
+            path,
+            "AssumeRole policy may only specify STS AssumeRole actions (sts:AssumeRole, sts:TagSession, ...) in Action",
+        ));
+    }
+}
+
+/// A trust policy's statements apply to the role that holds it: IAM rejects a Resource.
+fn trust_resources(
+    members: &[(String, JVal)],
+    path: &str,
+    problems: &mut Vec<PolicyProblem>,
+) -> Option<ResourceSpec> {
+    for name in ["Resource", "NotResource"] {
+        if get(members, name).is_some() {
+            problems.push(PolicyProblem::new(
+                &join(path, name),
+                format!("Has prohibited field {name}: a role trust policy applies to its role"),
+            ));
+        }
+    }
+    Some(ResourceSpec::Resource(vec![ArnPattern::Any]))
 }
 
 fn compile_resources(

@@ -102,14 +102,12 @@ impl Targets for GetItemInput {
             t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
         }
         // ProjectionExpression names attributes too (after ExpressionAttributeNames).
-        if let Some(names) = projected(
+        let proj = projected(
             &self.projection_expression,
             &self.attributes_to_get,
             &self.expression_attribute_names,
-        )? {
-            t = t.with("dynamodb:Attributes", attributes(names.iter()));
-        }
-        Ok(vec![t])
+        )?;
+        Ok(vec![with_projection(t, proj)])
     }
 }
 
@@ -147,6 +145,20 @@ fn projected(
         return Ok(Some(p.top_level_attributes()));
     }
     Ok(to_get.clone())
+}
+
+/// GetItem, BatchGetItem and TransactGetItems have no Select parameter; the request context
+/// carries what they read as Query and Scan spell it (DynamoDB: without Select or a projection a
+/// read returns ALL_ATTRIBUTES, a projection alone means SPECIFIC_ATTRIBUTES). Without it the
+/// documented attribute-restriction policy (ForAllValues on `dynamodb:Attributes` plus
+/// StringEqualsIfExists `dynamodb:Select` SPECIFIC_ATTRIBUTES) would let a whole-item read
+/// through: both conditions hold vacuously when their keys are absent.
+fn with_projection(t: Target, proj: Option<Vec<String>>) -> Target {
+    let t = t.with("dynamodb:Select", select_value(&None, proj.is_some()));
+    match proj {
+        Some(p) => t.with("dynamodb:Attributes", attributes(p.iter())),
+        None => t,
+    }
 }
 
 fn select_value(select: &Option<String>, projected: bool) -> ContextValue {
@@ -313,10 +325,7 @@ impl Targets for BatchGetItemInput {
                 &r.attributes_to_get,
                 &r.expression_attribute_names,
             )?;
-            if let Some(p) = &proj {
-                t = t.with("dynamodb:Attributes", attributes(p.iter()));
-            }
-            out.push(t);
+            out.push(with_projection(t, proj));
         }
         Ok(out)
     }
@@ -403,14 +412,12 @@ impl Targets for TransactGetItemsInput {
             if let (Some(k), Some(h)) = (&g.key, hash_key_name(svc, &g.table_name)) {
                 t = t.with("dynamodb:LeadingKeys", leading_keys_of(k, &h));
             }
-            if let Some(p) = projected(
+            let proj = projected(
                 &g.projection_expression,
                 &None,
                 &g.expression_attribute_names,
-            )? {
-                t = t.with("dynamodb:Attributes", attributes(p.iter()));
-            }
-            out.push(t);
+            )?;
+            out.push(with_projection(t, proj));
         }
         Ok(out)
     }

@@ -47,9 +47,11 @@ fn run_case(case: &Map<String, Value>) -> Result<Decision, String> {
         Some(d) => Some(parse("boundary", d, PolicyKind::Boundary)?),
         None => None,
     };
-    let resource = match case.get("resource_policy") {
-        Some(d) => Some(parse("resource", d, PolicyKind::Resource)?),
-        None => None,
+    // A role's trust policy fills the resource-based slot for sts:AssumeRole.
+    let resource = match (case.get("resource_policy"), case.get("trust_policy")) {
+        (Some(d), _) => Some(parse("resource", d, PolicyKind::Resource)?),
+        (None, Some(d)) => Some(parse("trust", d, PolicyKind::Trust)?),
+        (None, None) => None,
     };
     let principal: PrincipalInfo =
         serde_json::from_value(case.get("principal").cloned().ok_or("no principal")?)

@@ -21,6 +21,40 @@ use crate::iam::policy::{Policy, PolicyKind};
 use crate::protocol::input::required;
 use crate::protocol::AdminOp;
 
+/// Refusals of the admin API that are not the catalog's.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// IAM's DeleteConflictException: the entity still has keys, policies or members
+    /// attached; the message is IAM's ("Cannot delete entity, must ... first.").
+    #[error("{0}")]
+    DeleteConflict(String),
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::DeleteConflict(m) => ApiError::DeleteConflict(m),
+        }
+    }
+}
+
+/// What still hangs off a user, in the order IAM's DeleteUser lists it (a permissions boundary
+/// is not on that list); `None` when it may be deleted.
+pub(crate) fn user_delete_conflict(p: &PrincipalRecord) -> Option<AdminError> {
+    let why = if !p.access_keys.is_empty() {
+        "must delete access keys first"
+    } else if !p.policies.is_empty() {
+        "must delete policies first"
+    } else if !p.groups.is_empty() {
+        "must remove user from all groups first"
+    } else {
+        return None;
+    };
+    Some(AdminError::DeleteConflict(format!(
+        "Cannot delete entity, {why}."
+    )))
+}
+
 /// IAM quota: 2,048 characters for a user's inline policy, white space not counted.
 pub const MAX_USER_POLICY_CHARS: usize = 2048;
 
@@ -66,6 +100,10 @@ pub struct AdminInput {
     /// Put*PermissionsBoundary: the boundary document (JSON text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions_boundary: Option<String>,
+    /// CreateRole: the role's trust policy (JSON text); UpdateAssumeRolePolicy takes its new
+    /// document in `PolicyDocument`, as IAM does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assume_role_policy_document: Option<String>,
     /// SimulatePrincipalPolicy: the fields of `sealdb policy simulate` that do not come from
     /// the stored principal.
     #[serde(skip_serializing_if = "Option::is_none", alias = "action")]
@@ -106,6 +144,7 @@ impl AdminInput {
             | AdminOp::PutRolePermissionsBoundary
             | AdminOp::DeleteRolePermissionsBoundary
             | AdminOp::TagRole
+            | AdminOp::UpdateAssumeRolePolicy
             | AdminOp::CreateRoleSession => role_arn(account, role),
             AdminOp::SimulatePrincipalPolicy if self.role_name.is_some() => role_arn(account, role),
             _ => user_arn(account, user),
@@ -177,7 +216,19 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
         }
         AdminOp::DeleteUser => {
             let name = user_name(&input.user_name)?;
-            catalog.delete_principal(&name).await?;
+            catalog
+                .iam_change(|index, ch| {
+                    let p = index
+                        .by_name
+                        .get(&name)
+                        .ok_or_else(|| CatalogError::UserNotFound(name.clone()))?;
+                    if let Some(e) = user_delete_conflict(&p.record) {
+                        return Err(ApiError::from(e));
+                    }
+                    ch.delete_user(&name);
+                    Ok(())
+                })
+                .await?;
             Ok(json!({}))
         }
         AdminOp::ListUsers => {

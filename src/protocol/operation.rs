@@ -104,11 +104,13 @@ pub enum AdminOp {
     CreateRoleSession,
     UpdateAccessKey,
     SimulatePrincipalPolicy,
+    /// Replaces a role's trust policy (IAM UpdateAssumeRolePolicy).
+    UpdateAssumeRolePolicy,
 }
 
 impl AdminOp {
     /// The directory operations beyond users and access keys.
-    pub const DIRECTORY: [AdminOp; 25] = [
+    pub const DIRECTORY: [AdminOp; 26] = [
         AdminOp::CreateGroup,
         AdminOp::DeleteGroup,
         AdminOp::ListGroups,
@@ -134,6 +136,7 @@ impl AdminOp {
         AdminOp::CreateRoleSession,
         AdminOp::UpdateAccessKey,
         AdminOp::SimulatePrincipalPolicy,
+        AdminOp::UpdateAssumeRolePolicy,
     ];
 }
 
@@ -327,6 +330,7 @@ impl AdminOp {
             AdminOp::CreateRoleSession => "CreateRoleSession",
             AdminOp::UpdateAccessKey => "UpdateAccessKey",
             AdminOp::SimulatePrincipalPolicy => "SimulatePrincipalPolicy",
+            AdminOp::UpdateAssumeRolePolicy => "UpdateAssumeRolePolicy",
         }
     }
 }

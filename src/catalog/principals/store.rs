@@ -79,7 +79,7 @@ fn compile(ch: IamChange, account: &str, now: f64) -> Result<Compiled, CatalogEr
             .map(|mut r| {
                 r.sessions
                     .retain(|s| s.expires + EXPIRED_SESSION_RETENTION_SECS > now);
-                Role::compile(r)
+                Role::compile(r, account)
             })
             .transpose()
             .map_err(CatalogError::Invalid)?;
@@ -373,17 +373,6 @@ impl Catalog {
         .await
     }
 
-    pub async fn delete_principal(&self, name: &str) -> Result<(), CatalogError> {
-        self.iam_change(|index, ch| {
-            if !index.by_name.contains_key(name) {
-                return Err(CatalogError::UserNotFound(name.to_string()));
-            }
-            ch.delete_user(name);
-            Ok(())
-        })
-        .await
-    }
-
     pub fn access_key_in_use(&self, id: &str) -> bool {
         self.principals().by_access_key.contains_key(id)
     }
@@ -518,6 +507,7 @@ mod tests {
             policies: [("p".to_string(), ALLOW_GET.to_string())].into(),
             attached: Default::default(),
             boundary: Some(ALLOW_GET.into()),
+            trust_policy: None,
             max_session_secs: 3600,
             sessions: vec![
                 session("ASIALIVE", 2000.0),

@@ -4,17 +4,18 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{check_policy, iam_name, internal, now, AdminInput, AdminTag};
+use super::{check_policy, iam_name, internal, now, AdminError, AdminInput, AdminTag};
 use crate::catalog::principals::{
-    group_arn, new_group_id, new_record_id, new_role_id, new_secret_key, new_session_key_id,
-    new_session_token, role_arn, session_arn, valid_session_name, GroupRecord, IamChange,
-    PrincipalIndex, PrincipalRecord, RoleRecord, SessionRecord, DEFAULT_MAX_SESSION_SECS,
+    default_trust_policy, group_arn, new_group_id, new_record_id, new_role_id, new_secret_key,
+    new_session_key_id, new_session_token, role_arn, session_arn, valid_session_name, GroupRecord,
+    IamChange, PrincipalIndex, PrincipalRecord, RoleRecord, SessionRecord,
+    DEFAULT_MAX_SESSION_SECS,
 };
 use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::iam::policy::{
     PolicyKind, GROUP_INLINE_POLICY_MAX_CHARS, MANAGED_POLICY_MAX_CHARS,
-    ROLE_INLINE_POLICY_MAX_CHARS,
+    ROLE_INLINE_POLICY_MAX_CHARS, ROLE_TRUST_POLICY_MAX_CHARS,
 };
 use crate::protocol::input::required;
 use crate::protocol::AdminOp;
@@ -71,6 +72,36 @@ fn no_role(name: &str) -> ApiError {
 
 fn no_user(name: &str) -> ApiError {
     ApiError::ResourceNotFound(format!("The user with name {name} cannot be found."))
+}
+
+fn conflict(why: &str) -> ApiError {
+    AdminError::DeleteConflict(format!("Cannot delete entity, {why}.")).into()
+}
+
+/// IAM deletes a group or role only once nothing is attached to it: members first (groups),
+/// then inline policies, then managed policies.
+fn policies_conflict(
+    inline: &BTreeMap<String, String>,
+    attached: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    if !inline.is_empty() {
+        return Err(conflict("must delete policies first"));
+    }
+    if !attached.is_empty() {
+        return Err(conflict("must detach all policies first"));
+    }
+    Ok(())
+}
+
+/// A trust policy, validated as IAM validates AssumeRolePolicyDocument.
+fn trust_doc(doc: &str) -> Result<(), ApiError> {
+    if non_ws_chars(doc) > ROLE_TRUST_POLICY_MAX_CHARS {
+        // IAM's quota name for the trust policy length.
+        return Err(ApiError::LimitExceeded(format!(
+            "Cannot exceed quota for ACLSizePerRole: {ROLE_TRUST_POLICY_MAX_CHARS}"
+        )));
+    }
+    check_policy("trust-policy", doc, PolicyKind::Trust)
 }
 
 fn non_ws_chars(s: &str) -> usize {
@@ -225,14 +256,13 @@ pub(super) async fn run(
             let name = group()?;
             catalog
                 .iam_change(|index, ch| {
-                    if !index.groups.contains_key(&name) {
+                    let Some(g) = index.groups.get(&name) else {
                         return Err(no_group(&name));
-                    }
+                    };
                     if !index.members_of(&name).is_empty() {
-                        return Err(ApiError::validation(
-                            "DeleteConflict: Cannot delete entity, must remove users from group first.",
-                        ));
+                        return Err(conflict("must remove users from group first"));
                     }
+                    policies_conflict(&g.record.policies, &g.record.attached)?;
                     ch.delete_group(&name);
                     Ok(())
                 })
@@ -323,6 +353,11 @@ pub(super) async fn run(
             if let Some(b) = &input.permissions_boundary {
                 check_policy("permissions-boundary", b, PolicyKind::Boundary)?;
             }
+            let trust = match &input.assume_role_policy_document {
+                Some(d) => d.clone(),
+                None => default_trust_policy(&account),
+            };
+            trust_doc(&trust)?;
             let record = RoleRecord {
                 id: new_record_id().map_err(internal)?,
                 name: name.clone(),
@@ -332,6 +367,7 @@ pub(super) async fn run(
                 policies: BTreeMap::new(),
                 attached: BTreeMap::new(),
                 boundary: input.permissions_boundary.clone(),
+                trust_policy: Some(trust.clone()),
                 max_session_secs: max,
                 sessions: Vec::new(),
             };
@@ -349,16 +385,17 @@ pub(super) async fn run(
                 .await?;
             Ok(
                 json!({"Role": {"RoleName": name, "RoleId": id, "Arn": role_arn(&account, &name),
-                "MaxSessionDuration": max}}),
+                "MaxSessionDuration": max, "AssumeRolePolicyDocument": trust}}),
             )
         }
         AdminOp::DeleteRole => {
             let name = role()?;
             catalog
                 .iam_change(|index, ch| {
-                    if !index.roles.contains_key(&name) {
+                    let Some(r) = index.roles.get(&name) else {
                         return Err(no_role(&name));
-                    }
+                    };
+                    policies_conflict(&r.record.policies, &r.record.attached)?;
                     // Its sessions' keys go with it (the index drops them).
                     ch.delete_role(&name);
                     Ok(())
@@ -378,6 +415,7 @@ pub(super) async fn run(
                         "Policies": r.record.policies.keys().collect::<Vec<_>>(),
                         "AttachedPolicies": r.record.attached.keys().collect::<Vec<_>>(),
                         "PermissionsBoundary": r.record.boundary.is_some(),
+                        "AssumeRolePolicyDocument": r.trust.source(),
                         "Tags": r.record.tags})
                 })
                 .collect();
@@ -452,6 +490,17 @@ pub(super) async fn run(
             let r = role()?;
             let tags = tag_map(required(input.tags.clone(), "tags")?)?;
             change_role(catalog, &r, |rec| merge_tags(&mut rec.tags, tags)).await?;
+            Ok(json!({}))
+        }
+        AdminOp::UpdateAssumeRolePolicy => {
+            let r = role()?;
+            let doc = required(input.policy_document.clone(), "policyDocument")?;
+            trust_doc(&doc)?;
+            change_role(catalog, &r, |rec| {
+                rec.trust_policy = Some(doc);
+                Ok(())
+            })
+            .await?;
             Ok(json!({}))
         }
         AdminOp::CreateRoleSession => create_session(catalog, role()?, &input).await,
