@@ -17,6 +17,12 @@ use sealdb::config::Config;
 use sealdb::ops::admin::{self, AdminInput};
 use sealdb::protocol::AdminOp;
 
+/// mimalloc instead of glibc malloc: the request path allocates small, short-lived buffers on
+/// every worker thread, and glibc's per-arena locks showed up as futex waits in the GetItem
+/// profile (`sealdb bench`, numbers in the issue 2 notes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sealdb",
