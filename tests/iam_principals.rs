@@ -821,26 +821,28 @@ async fn admin_api_online_with_iam_action_names_and_simulation() {
     srv.stop().await;
 }
 
+/// `sealdb ARGS --data-dir DATA`, offline: (success, stdout, stderr).
+fn offline_cli(data: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(sealdb_bin())
+        .args(args)
+        .args(["--data-dir", data])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn cli_groups_roles_and_sessions_offline() {
-    use std::process::Command;
     let dir = tempfile::tempdir().unwrap();
     // A data dir made by a server that then stopped.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = rt.block_on(async move { TestServer::start_in(dir).await.stop().await });
     let data = dir.path().to_str().unwrap().to_string();
-    let sealdb = |args: &[&str]| {
-        let out = Command::new(sealdb_bin())
-            .args(args)
-            .args(["--data-dir", &data])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let sealdb = |args: &[&str]| offline_cli(&data, args);
     let ok = |args: &[&str]| {
         let (ok, out, err) = sealdb(args);
         assert!(ok, "{args:?}: {out} {err}");

@@ -468,7 +468,6 @@ async fn deletes_conflict_while_something_is_attached() {
 
 #[test]
 fn cli_trust_policies_and_conflicts_offline() {
-    use std::process::Command;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = rt.block_on(async {
         TestServer::start_in(tempfile::tempdir().unwrap())
@@ -477,18 +476,7 @@ fn cli_trust_policies_and_conflicts_offline() {
             .await
     });
     let data = dir.path().to_str().unwrap().to_string();
-    let sealdb = |args: &[&str]| {
-        let out = Command::new(sealdb_bin())
-            .args(args)
-            .args(["--data-dir", &data])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let sealdb = |args: &[&str]| offline_cli(&data, args);
     let file = |name: &str, text: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
