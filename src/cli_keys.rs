@@ -145,7 +145,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), String> {
                 )
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             } else {
                 print!("{}", render_status(&out));
             }
@@ -156,7 +156,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), String> {
             let out = conn
                 .call(KeysOp::RotateDataKey, table_input(&table))
                 .await?;
-            println!(
+            outln!(
                 "table {table}: data key generation {} is now active",
                 out["ActiveGeneration"]
             );
@@ -171,7 +171,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), String> {
             let mut input = table_input(&table);
             input.generation = Some(generation);
             conn.call(KeysOp::RetireGeneration, input).await?;
-            println!("table {table}: generation {generation} retired (its data key destroyed)");
+            outln!("table {table}: generation {generation} retired (its data key destroyed)");
             Ok(())
         }
         KeysCommand::Reencrypt {
@@ -187,8 +187,8 @@ pub async fn run(cmd: KeysCommand) -> Result<(), String> {
                         .call(KeysOp::ReencryptTable, table_input(&table))
                         .await?;
                     if !wait {
-                        println!("table {table}: re-encryption started");
-                        println!("{}", progress_line(&parse_progress(&out["Reencrypt"])));
+                        outln!("table {table}: re-encryption started");
+                        outln!("{}", progress_line(&parse_progress(&out["Reencrypt"])));
                         return Ok(());
                     }
                     let mut bar = Bar::new();
@@ -227,7 +227,7 @@ fn finished(table: &str, p: &Progress) -> Result<(), String> {
             "table {table}: the re-encryption job stopped before finishing (see the server log); run the command again to resume it"
         ));
     }
-    println!(
+    outln!(
         "table {table}: re-encryption finished: {}",
         progress_line(p)
     );

@@ -6,6 +6,22 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `println!` that does not panic when stdout is gone (`sealdb iam list-users | head -1`):
+/// a closed pipe ends the process quietly with 141 (128 + SIGPIPE, as a shell reports a
+/// tool killed by SIGPIPE); any other write error ends it with 1 and a message.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!("sealdb: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod cli_iam;
 mod cli_keys;
 mod cli_remote;
@@ -266,18 +282,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let endpoint = format!("{scheme}://{}", running.addr);
-    println!("sealdb listening on {endpoint}");
+    outln!("sealdb listening on {endpoint}");
     match &running.dev_credentials {
         Some(path) => {
             let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            println!("dev credentials: {} (profile {})", path.display(), sealdb::app::DEV_PROFILE);
-            println!(
+            outln!("dev credentials: {} (profile {})", path.display(), sealdb::app::DEV_PROFILE);
+            outln!(
                 "try: AWS_SHARED_CREDENTIALS_FILE={} aws --profile {} --region {region} --endpoint-url {endpoint} dynamodb list-tables",
                 path.display(),
                 sealdb::app::DEV_PROFILE
             );
         }
-        None => println!("dev credentials: not present (the dev user exists; create a key with `sealdb iam create-access-key --user dev`)"),
+        None => outln!("dev credentials: not present (the dev user exists; create a key with `sealdb iam create-access-key --user dev`)"),
     }
     wait_for_signal().await;
     eprintln!("sealdb: shutting down");
@@ -373,7 +389,7 @@ async fn iam(cmd: IamCommand) -> Result<(), String> {
             )
         }
     };
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(())
 }
 
@@ -432,7 +448,7 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         item_bytes: args.item_bytes,
         keys: args.keys,
     };
-    println!(
+    outln!(
         "sealdb bench: {} connections, {} s per scenario, {} B items, {} keys, {} cores",
         opts.connections,
         args.seconds,
@@ -512,11 +528,11 @@ fn policy(cmd: PolicyCommand) -> Result<(), String> {
                 let text =
                     std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 match Policy::parse(&f.display().to_string(), &text, kind) {
-                    Ok(_) => println!("{}: valid", f.display()),
+                    Ok(_) => outln!("{}: valid", f.display()),
                     Err(problems) => {
                         ok = false;
                         for p in problems {
-                            println!("{}: {}: {}", f.display(), p.path, p.message);
+                            outln!("{}: {}: {}", f.display(), p.path, p.message);
                         }
                     }
                 }
@@ -541,7 +557,7 @@ fn policy(cmd: PolicyCommand) -> Result<(), String> {
                 }
             };
             let decision = simulate(&text)?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&decision).map_err(|e| e.to_string())?
             );

@@ -218,6 +218,27 @@ fn serve_refuses_plaintext_on_a_public_address() {
     assert!(err.contains("--allow-insecure-network"), "{err}");
 }
 
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `sealdb ... | head -1`: more output than a pipe buffer holds (64 KiB on Linux), read by
+    // nobody, so a write fails with EPIPE whenever the read end closes.
+    let policy = format!("{}/policies/read-only.json", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["policy".to_string(), "validate".to_string()];
+    args.extend(std::iter::repeat_n(policy, 3000));
+    let mut child = Command::new(sealdb_bin())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_with_the_given_certificate() {
     let dir = tempfile::tempdir().unwrap();
