@@ -46,23 +46,6 @@ pub enum KeyJobError {
     Task(String),
 }
 
-impl KeysConfig {
-    /// Defaults plus the `SEALDB_KEYS_*` environment only, validated. A server uses
-    /// `Services::config.keys` instead (the `[keys]` table of its file, then the environment).
-    pub fn from_env() -> Result<KeysConfig, KeyJobError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// [`KeysConfig::from_env`] with the variables read from `get`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<KeysConfig, KeyJobError> {
-        let mut c = KeysConfig::default();
-        c.apply_env(get)
-            .and_then(|()| c.validate())
-            .map_err(|e| KeyJobError::Invalid(e.to_string()))?;
-        Ok(c)
-    }
-}
-
 /// Live state of a table's re-encryption job in this process, by keyspace (a table name can
 /// be reused; a keyspace never is).
 #[derive(Default)]

@@ -216,7 +216,12 @@ async fn switching_the_kms_key_rewraps_without_touching_rows() {
 
 #[test]
 fn keys_config_reads_the_environment_and_rejects_garbage() {
-    let c = KeysConfig::from_lookup(|k| match k {
+    // As a server reads it: defaults (no file), the environment, then the range checks.
+    let from_env = |get: &dyn Fn(&str) -> Option<String>| {
+        let mut c = KeysConfig::default();
+        c.apply_env(get).and_then(|()| c.validate()).map(|()| c)
+    };
+    let c = from_env(&|k| match k {
         "SEALDB_KEYS_REENCRYPT_ROWS_PER_SEC" => Some("50".into()),
         "SEALDB_KEYS_ROTATE_MAX_ENCRYPTIONS" => Some("1000".into()),
         _ => None,
@@ -225,7 +230,7 @@ fn keys_config_reads_the_environment_and_rejects_garbage() {
     assert_eq!(c.reencrypt_rows_per_sec, 50);
     assert_eq!(c.rotate_max_encryptions, Some(1000));
     assert_eq!(c.rotate_max_age_secs, None);
-    assert!(KeysConfig::from_lookup(|k| {
+    assert!(from_env(&|k| {
         (k == "SEALDB_KEYS_ROTATE_MAX_AGE_SECS").then(|| "soon".to_string())
     })
     .is_err());

@@ -21,26 +21,15 @@ use crate::iam::policy::{Policy, PolicyKind};
 use crate::protocol::input::required;
 use crate::protocol::AdminOp;
 
-/// Refusals of the admin API that are not the catalog's.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// IAM's DeleteConflictException: the entity still has keys, policies or members
-    /// attached; the message is IAM's ("Cannot delete entity, must ... first.").
-    #[error("{0}")]
-    DeleteConflict(String),
-}
-
-impl From<AdminError> for ApiError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::DeleteConflict(m) => ApiError::DeleteConflict(m),
-        }
-    }
+/// IAM's DeleteConflictException: the entity still has keys, policies or members attached
+/// (IAM's message: "Cannot delete entity, must ... first.").
+pub(crate) fn delete_conflict(why: &str) -> ApiError {
+    ApiError::DeleteConflict(format!("Cannot delete entity, {why}."))
 }
 
 /// What still hangs off a user, in the order IAM's DeleteUser lists it (a permissions boundary
 /// is not on that list); `None` when it may be deleted.
-pub(crate) fn user_delete_conflict(p: &PrincipalRecord) -> Option<AdminError> {
+pub(crate) fn user_delete_conflict(p: &PrincipalRecord) -> Option<ApiError> {
     let why = if !p.access_keys.is_empty() {
         "must delete access keys first"
     } else if !p.policies.is_empty() {
@@ -50,9 +39,7 @@ pub(crate) fn user_delete_conflict(p: &PrincipalRecord) -> Option<AdminError> {
     } else {
         return None;
     };
-    Some(AdminError::DeleteConflict(format!(
-        "Cannot delete entity, {why}."
-    )))
+    Some(delete_conflict(why))
 }
 
 /// IAM quota: 2,048 characters for a user's inline policy, white space not counted.
@@ -223,7 +210,7 @@ pub async fn run(catalog: &Catalog, op: AdminOp, input: AdminInput) -> Result<Va
                         .get(&name)
                         .ok_or_else(|| CatalogError::UserNotFound(name.clone()))?;
                     if let Some(e) = user_delete_conflict(&p.record) {
-                        return Err(ApiError::from(e));
+                        return Err(e);
                     }
                     ch.delete_user(&name);
                     Ok(())

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{check_policy, iam_name, internal, now, AdminError, AdminInput, AdminTag};
+use super::{
+    check_policy, delete_conflict as conflict, iam_name, internal, now, AdminInput, AdminTag,
+};
 use crate::catalog::principals::{
     default_trust_policy, group_arn, new_group_id, new_record_id, new_role_id, new_secret_key,
     new_session_key_id, new_session_token, role_arn, session_arn, valid_session_name, GroupRecord,
@@ -72,10 +74,6 @@ fn no_role(name: &str) -> ApiError {
 
 fn no_user(name: &str) -> ApiError {
     ApiError::ResourceNotFound(format!("The user with name {name} cannot be found."))
-}
-
-fn conflict(why: &str) -> ApiError {
-    AdminError::DeleteConflict(format!("Cannot delete entity, {why}.")).into()
 }
 
 /// IAM deletes a group or role only once nothing is attached to it: members first (groups),
