@@ -222,7 +222,7 @@ fn serve_refuses_plaintext_on_a_public_address() {
 fn a_closed_stdout_ends_the_command_quietly() {
     // `sealdb ... | head -1`: more output than a pipe buffer holds (64 KiB on Linux), read by
     // nobody, so a write fails with EPIPE whenever the read end closes.
-    let policy = format!("{}/policies/read-only.json", env!("CARGO_MANIFEST_DIR"));
+    let policy = source_path("policies/read-only.json").display().to_string();
     let mut args = vec!["policy".to_string(), "validate".to_string()];
     args.extend(std::iter::repeat_n(policy, 3000));
     let mut child = Command::new(sealdb_bin())

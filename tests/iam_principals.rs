@@ -22,7 +22,7 @@ const UNRECOGNIZED: &str = "UnrecognizedClientException";
 const ACCOUNT: &str = "000000000000";
 
 fn policy_file(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(source_path(&format!("policies/{name}"))).unwrap()
 }
 
 fn allow(actions: &[&str], resource: &str) -> String {
@@ -848,11 +848,10 @@ fn cli_groups_roles_and_sessions_offline() {
         assert!(ok, "{args:?}: {out} {err}");
         serde_json::from_str::<Value>(&out).unwrap()
     };
-    let policy = format!("{}/policies/read-only.json", env!("CARGO_MANIFEST_DIR"));
-    let boundary = format!(
-        "{}/policies/permissions-boundary.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let policy = source_path("policies/read-only.json").display().to_string();
+    let boundary = source_path("policies/permissions-boundary.json")
+        .display()
+        .to_string();
     ok(&["iam", "create-group", "--group", "readers"]);
     ok(&[
         "iam",

@@ -435,7 +435,7 @@ async fn aws_provider_against_kms_mock() {
 /// The venv made by scripts/python-venv.sh (which the harness runs itself when needed).
 /// `None` only when it cannot be installed outside CI; in CI that is a failure.
 fn moto_server_bin() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-venv.sh");
+    let script = source_path("scripts/python-venv.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())

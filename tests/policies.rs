@@ -12,7 +12,7 @@ use sealdb::ops::admin::{run, AdminInput};
 use sealdb::protocol::AdminOp;
 
 fn policy_file(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(source_path(&format!("policies/{name}"))).unwrap()
 }
 
 /// Creates a user with the given policies and returns a client signed as that user.
@@ -195,7 +195,7 @@ fn sealdb(args: &[&str], stdin: Option<&str>) -> (i32, String) {
 
 #[test]
 fn validate_and_simulate_from_the_command_line() {
-    let dir = format!("{}/policies", env!("CARGO_MANIFEST_DIR"));
+    let dir = source_path("policies");
     let files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())

@@ -121,6 +121,17 @@ pub struct ChildServer {
     pub data_dir: PathBuf,
 }
 
+/// A path inside this checkout (policies/, scripts/, test data), found at run time: cargo runs
+/// tests with `CARGO_MANIFEST_DIR` set to the checkout being tested, while the value compiled
+/// into a test binary names whichever clone built it first (the target dir is a shared cache,
+/// and cargo does not rebuild a test only because the clone moved).
+pub fn source_path(rel: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(rel)
+}
+
 pub fn sealdb_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sealdb")
 }

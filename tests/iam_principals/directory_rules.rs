@@ -516,7 +516,7 @@ fn cli_trust_policies_and_conflicts_offline() {
     let roles: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(roles["Roles"][0]["AssumeRolePolicyDocument"], t2);
 
-    let policy = format!("{}/policies/read-only.json", env!("CARGO_MANIFEST_DIR"));
+    let policy = source_path("policies/read-only.json").display().to_string();
     let (ok, _, err) = sealdb(&[
         "iam",
         "put-role-policy",
