@@ -197,7 +197,7 @@ async fn route(
     let mut authz = Authorizer {
         svc,
         principal: &principal,
-        context: global_context(&principal.info, &facts),
+        context: global_context(&facts),
         tables: HashMap::new(),
         request_id,
     };

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
-use super::eval::{ContextValue, PrincipalInfo, PrincipalKind};
+use super::eval::ContextValue;
 use crate::protocol::attr::{AttributeValue, Item};
 
 pub type Context = HashMap<String, ContextValue>;
@@ -43,9 +43,13 @@ pub struct RequestFacts {
     pub region: String,
 }
 
-/// The global condition keys of a request (`aws:*`).
-pub fn global_context(principal: &PrincipalInfo, facts: &RequestFacts) -> Context {
-    let mut c = Context::new();
+/// The global condition keys of a request that come from the transport and the clock
+/// (`aws:SourceIp`, `aws:CurrentTime`, ...). The keys describing the principal
+/// (`aws:PrincipalArn`, `aws:username`, `aws:PrincipalTag/*`, ...) are not copied in: the
+/// evaluator derives them from the principal when a policy asks (`iam::eval::Ctx`), which
+/// spares every request a dozen string allocations for keys most policies never read.
+pub fn global_context(facts: &RequestFacts) -> Context {
+    let mut c = Context::with_capacity(8);
     let s = |v: &str| ContextValue::Str(v.to_string());
     c.insert("aws:SourceIp".into(), s(&facts.source_ip.to_string()));
     c.insert(
@@ -64,28 +68,6 @@ pub fn global_context(principal: &PrincipalInfo, facts: &RequestFacts) -> Contex
         ContextValue::Bool(facts.secure_transport),
     );
     c.insert("aws:RequestedRegion".into(), s(&facts.region));
-    // AWS: for a role session, aws:PrincipalArn is the role's ARN, not the session's.
-    let principal_arn = match (principal.kind, &principal.role_arn) {
-        (PrincipalKind::AssumedRole, Some(role)) => role,
-        _ => &principal.arn,
-    };
-    c.insert("aws:PrincipalArn".into(), s(principal_arn));
-    c.insert("aws:PrincipalAccount".into(), s(&principal.account));
-    c.insert(
-        "aws:PrincipalType".into(),
-        s(match principal.kind {
-            PrincipalKind::IAMUser => "User",
-            PrincipalKind::AssumedRole => "AssumedRole",
-            PrincipalKind::Root => "Account",
-        }),
-    );
-    c.insert("aws:userid".into(), s(&principal.userid));
-    if let Some(u) = &principal.username {
-        c.insert("aws:username".into(), s(u));
-    }
-    for (k, v) in &principal.tags {
-        c.insert(format!("aws:PrincipalTag/{k}"), s(v));
-    }
     c
 }
 

@@ -1,7 +1,8 @@
 //! Per-table ordering between commits and online index changes.
 //!
 //! Every commit holds its tables' gates shared from reading the catalog's index set to
-//! landing; an online index change takes its table's gate exclusively once, after updating
+//! landing (or, on the request path, to its submission to the store, whose queue the index
+//! change then flushes: `ops::index_admin`); an online index change takes its table's gate exclusively once, after updating
 //! the catalog, so that afterwards no commit built from the previous index set can still land.
 //! Gates are per table so that an index change on one table never waits for (or blocks)
 //! writers of another.

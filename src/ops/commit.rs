@@ -23,7 +23,7 @@ use crate::crypto::keyring::TableKeys;
 use crate::error::ApiError;
 use crate::indexes::maintain::{self, IndexChange, StatDelta};
 use crate::indexes::{collection, gate, stats as index_stats};
-use crate::items::{self, IndexPages, ItemKey, BASE_INDEX, PARTITION_PREFIX_LEN};
+use crate::items::{self, IndexPages, ItemKey, KeyedAt, BASE_INDEX, PARTITION_PREFIX_LEN};
 use crate::protocol::attr::{item_size, AttributeValue, Item};
 use crate::storage::sort_index::{self, Change, Entry, PartitionRef, Position, SortIndexError};
 use crate::storage::{Check, CommitError, Space, Write};
@@ -293,17 +293,55 @@ fn build_all(
 }
 
 /// Commits what [`build`] built. `Ok(false)`: a check failed (someone else wrote): re-read
-/// and re-decide.
+/// and re-decide. Blocking: for callers on the blocking pool or their own threads.
 pub fn commit(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
     // Held from reading the catalog's index set (in `build_all`) until the commit landed.
     let gates = gate::Held::new(staged.iter().map(|s| s.entry.def.keyspace));
     let _shared = gates.read();
+    let Some(b) = built(svc, staged)? else {
+        return Ok(true);
+    };
+    landed(svc.store.commit(&b.checks, &b.writes), &b.after)
+}
+
+/// [`commit`] for the request path: waits for durability without holding a thread.
+pub async fn commit_async(svc: &Services, staged: &[Staged<'_>]) -> Result<bool, ApiError> {
+    let (pending, after) = {
+        // The gates are held while the commit is built and submitted, not while it is awaited:
+        // `indexes::gate::drain` is followed by `Store::flush_commits`, which waits for every
+        // commit submitted before it, so "landed or failed" still holds once the drain returns.
+        let gates = gate::Held::new(staged.iter().map(|s| s.entry.def.keyspace));
+        let _shared = gates.read();
+        let Some(b) = built(svc, staged)? else {
+            return Ok(true);
+        };
+        (svc.store.commit_async(b.checks, b.writes), b.after)
+    };
+    landed(pending.await, &after)
+}
+
+/// One commit, ready for the store.
+struct Built {
+    checks: Vec<Check>,
+    writes: Vec<Write>,
+    after: After,
+}
+
+/// The commit of `staged`, or `None` for a pure check (a consistent read is all it needs).
+fn built(svc: &Services, staged: &[Staged<'_>]) -> Result<Option<Built>, ApiError> {
     let (checks, writes, after) = build_all(svc, staged)?;
     if writes.is_empty() && staged.iter().all(|s| matches!(s.effect, Effect::Check)) {
-        // Nothing to write: a consistent read is all a pure check needs.
-        return Ok(true);
+        return Ok(None);
     }
-    match svc.store.commit(&checks, &writes) {
+    Ok(Some(Built {
+        checks,
+        writes,
+        after,
+    }))
+}
+
+fn landed(outcome: Result<(), CommitError>, after: &After) -> Result<bool, ApiError> {
+    match outcome {
         Ok(()) => {
             after.apply();
             Ok(true)
@@ -323,16 +361,19 @@ pub fn account(entry: &TableEntry, old: Option<&Item>, new: Option<&Item>) {
     );
 }
 
-/// Reads and opens the current item at `sk`.
-pub fn read_current(
+/// Reads and opens the current item at a storage key computed from its primary key.
+pub fn read_keyed(
     svc: &Services,
     keys: &TableKeys,
     entry: &TableEntry,
-    sk: &[u8],
+    at: &KeyedAt<'_>,
 ) -> Result<(Option<Vec<u8>>, Option<Item>), ApiError> {
-    let sealed = svc.store.get(Space::Items, sk)?;
+    let sealed = svc.store.get(Space::Items, at.storage_key())?;
     let item = match &sealed {
-        Some(bytes) => Some(open_item(svc, keys, entry, sk, bytes)?),
+        Some(bytes) => Some(
+            at.open(keys, &entry.def, bytes)
+                .map_err(|e| integrity_failure(svc, entry, at.storage_key(), e))?,
+        ),
         None => None,
     };
     Ok((sealed, item))
@@ -346,19 +387,82 @@ pub fn open_item(
     sk: &[u8],
     bytes: &[u8],
 ) -> Result<Item, ApiError> {
-    items::open(keys, &entry.def, BASE_INDEX, sk, bytes).map_err(|e| {
-        svc.audit.record(
-            "integrity",
-            json!({"table": entry.def.name, "keyspace": hex::encode(entry.def.keyspace),
-                   "storage_key": hex::encode(sk), "error": e.to_string()}),
-        );
-        ApiError::from(e)
-    })
+    items::open(keys, &entry.def, BASE_INDEX, sk, bytes)
+        .map_err(|e| integrity_failure(svc, entry, sk, e))
+}
+
+fn integrity_failure(
+    svc: &Services,
+    entry: &TableEntry,
+    sk: &[u8],
+    e: items::ItemsError,
+) -> ApiError {
+    svc.audit.record(
+        "integrity",
+        json!({"table": entry.def.name, "keyspace": hex::encode(entry.def.keyspace),
+               "storage_key": hex::encode(sk), "error": e.to_string()}),
+    );
+    ApiError::from(e)
+}
+
+/// One attempt of a single-item write: what was read, and what `decide` made of it.
+struct Attempt {
+    sealed: Option<Vec<u8>>,
+    old: Option<Item>,
+    new: Option<Item>,
+}
+
+impl Attempt {
+    fn read(
+        svc: &Services,
+        keys: &TableKeys,
+        entry: &TableEntry,
+        at: &KeyedAt<'_>,
+        decide: &mut impl FnMut(Option<&Item>) -> Result<Option<Item>, ApiError>,
+    ) -> Result<Attempt, ApiError> {
+        let (sealed, old) = read_keyed(svc, keys, entry, at)?;
+        let new = decide(old.as_ref())?;
+        Ok(Attempt { sealed, old, new })
+    }
+
+    /// Deleting an absent item writes nothing.
+    fn is_noop(&self) -> bool {
+        self.new.is_none() && self.sealed.is_none()
+    }
+
+    fn staged<'a>(
+        &'a self,
+        entry: &'a TableEntry,
+        keys: &'a TableKeys,
+        key: &ItemKey,
+        sk: &[u8],
+    ) -> [Staged<'a>; 1] {
+        [Staged {
+            entry,
+            keys,
+            key: key.clone(),
+            sk: sk.to_vec(),
+            read: self.sealed.clone(),
+            effect: match &self.new {
+                Some(item) => Effect::Put(item),
+                None => Effect::Delete,
+            },
+        }]
+    }
+
+    fn finish(self, entry: &TableEntry) -> (Option<Item>, Option<Item>) {
+        account(entry, self.old.as_ref(), self.new.as_ref());
+        (self.old, self.new)
+    }
+}
+
+fn write_conflict() -> ApiError {
+    ApiError::TransactionConflict("Transaction is ongoing for the item".into())
 }
 
 /// One conditional single-item write: `decide` sees the current item and returns the new one
 /// (None = delete) or an error; the commit only lands if the item (and the index pages its
-/// plan read) did not change meanwhile. Returns (old, new).
+/// plan read) did not change meanwhile. Returns (old, new). Blocking.
 pub fn write_item(
     svc: &Services,
     keys: &TableKeys,
@@ -366,30 +470,38 @@ pub fn write_item(
     key: &ItemKey,
     mut decide: impl FnMut(Option<&Item>) -> Result<Option<Item>, ApiError>,
 ) -> Result<(Option<Item>, Option<Item>), ApiError> {
-    let sk = items::storage_key(keys, BASE_INDEX, key)?;
+    let at = KeyedAt::new(keys, BASE_INDEX, key)?;
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let (sealed, old) = read_current(svc, keys, entry, &sk)?;
-        let new = decide(old.as_ref())?;
-        if new.is_none() && sealed.is_none() {
+        let a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
+        if a.is_noop() {
             return Ok((None, None));
         }
-        let staged = [Staged {
-            entry,
-            keys,
-            key: key.clone(),
-            sk: sk.clone(),
-            read: sealed,
-            effect: match &new {
-                Some(item) => Effect::Put(item),
-                None => Effect::Delete,
-            },
-        }];
-        if commit(svc, &staged)? {
-            account(entry, old.as_ref(), new.as_ref());
-            return Ok((old, new));
+        if commit(svc, &a.staged(entry, keys, key, at.storage_key()))? {
+            return Ok(a.finish(entry));
         }
     }
-    Err(ApiError::TransactionConflict(
-        "Transaction is ongoing for the item".into(),
-    ))
+    Err(write_conflict())
+}
+
+/// [`write_item`] for the request path (PutItem, UpdateItem, DeleteItem). The read and the
+/// sealing run inline, like GetItem's read (memtable or block cache, microseconds; a hand-off
+/// to the blocking pool costs more); the commit is awaited without holding a thread.
+pub async fn write_item_async(
+    svc: &Services,
+    keys: &TableKeys,
+    entry: &TableEntry,
+    key: &ItemKey,
+    mut decide: impl FnMut(Option<&Item>) -> Result<Option<Item>, ApiError>,
+) -> Result<(Option<Item>, Option<Item>), ApiError> {
+    let at = KeyedAt::new(keys, BASE_INDEX, key)?;
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
+        if a.is_noop() {
+            return Ok((None, None));
+        }
+        if commit_async(svc, &a.staged(entry, keys, key, at.storage_key())).await? {
+            return Ok(a.finish(entry));
+        }
+    }
+    Err(write_conflict())
 }

@@ -321,9 +321,13 @@ fn apply(def: &mut TableDef, changes: &[Change]) -> Result<bool, ApiError> {
 
 /// Waits until every commit on the table built from the previous index set has landed or
 /// failed: the commits that start from now on read the changed definition (`indexes::gate`).
-async fn drain(keyspace: crate::crypto::keyring::Keyspace) -> Result<(), ApiError> {
+/// Request-path commits release the gate once submitted (`commit::commit_async`), so the
+/// store's queue is flushed too.
+async fn drain(svc: &Services, keyspace: crate::crypto::keyring::Keyspace) -> Result<(), ApiError> {
+    let store = svc.store.clone();
     super::blocking(move || {
         crate::indexes::gate::drain(&keyspace);
+        store.flush_commits();
         Ok(())
     })
     .await
@@ -357,7 +361,7 @@ pub async fn apply_gsi_updates(
         .update_table(table, |def| apply(def, &changes))
         .await?;
     if started {
-        drain(old.def.keyspace).await?;
+        drain(svc, old.def.keyspace).await?;
     }
     drop(guard);
     backfill::wake();

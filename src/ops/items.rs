@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::capacity::{self, Units};
-use super::commit::{read_current, write_item};
+use super::commit::{read_keyed, write_item_async};
 use super::keys::{key_from_item, key_from_map};
 use super::{blocking, Services};
 use crate::error::ApiError;
@@ -240,12 +240,9 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
         input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
-    let svc2 = svc.clone();
-    let (old, _) = blocking(move || {
-        write_item(&svc2, &keys, &entry, &key, |old| {
-            check_condition(&cond, old, on_fail_old)?;
-            Ok(Some(item.clone()))
-        })
+    let (old, _) = write_item_async(svc, &keys, &entry, &key, |old| {
+        check_condition(&cond, old, on_fail_old)?;
+        Ok(Some(item.clone()))
     })
     .await?;
     let mut out = json!({});
@@ -289,12 +286,9 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
         input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
-    let svc2 = svc.clone();
-    let (old, _) = blocking(move || {
-        write_item(&svc2, &keys, &entry, &key, |old| {
-            check_condition(&cond, old, on_fail_old)?;
-            Ok(None)
-        })
+    let (old, _) = write_item_async(svc, &keys, &entry, &key, |old| {
+        check_condition(&cond, old, on_fail_old)?;
+        Ok(None)
     })
     .await?;
     let mut out = json!({});
@@ -346,8 +340,8 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value,
     let keys = svc.table_keys(&entry).await?;
     // Point reads run inline: they hit the memtable or block cache in microseconds, and a
     // hand-off to the blocking pool costs more than the read (measured with perf).
-    let sk = items::storage_key(&keys, BASE_INDEX, &key)?;
-    let item = read_current(svc, &keys, &entry, &sk)?.1;
+    let at = items::KeyedAt::new(&keys, BASE_INDEX, &key)?;
+    let item = read_keyed(svc, &keys, &entry, &at)?.1;
     let consistent = input.consistent_read.unwrap_or(false);
     let size = item.as_ref().map(item_size).unwrap_or(0);
     let mut out = json!({});

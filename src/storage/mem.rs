@@ -163,6 +163,21 @@ mod tests {
         suite::concurrent_cas(Arc::new(MemStore::new()), 8, 200);
     }
 
+    #[test]
+    fn async_commits_apply_in_submission_order() {
+        suite::async_commits_apply_in_submission_order(&MemStore::new());
+    }
+
+    #[test]
+    fn flush_commits_waits_for_submitted() {
+        suite::flush_commits_waits_for_submitted(&MemStore::new());
+    }
+
+    #[test]
+    fn concurrent_async_cas() {
+        suite::concurrent_async_cas(Arc::new(MemStore::new()), 16, 50);
+    }
+
     proptest! {
         #[test]
         fn matches_model(ops in proptest::collection::vec(suite::strategy::op(), 0..60)) {

@@ -4,7 +4,7 @@
 //! commit) so that a distributed engine can sit behind it later. The store never sees plaintext:
 //! keys are HMAC tokens and values are sealed envelopes, so it only compares bytes.
 //!
-//! `rocks.rs` is the only module in the project that names RocksDB types.
+//! `rocks/` is the only module in the project that names RocksDB types.
 
 mod mem;
 #[cfg(feature = "rocksdb")]
@@ -93,7 +93,7 @@ impl Write {
 
 /// Storage failures. Messages never carry key or value bytes (keys are tokens, values sealed,
 /// but an error message is the wrong place for either).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage I/O error: {0}")]
     Io(String),
@@ -126,8 +126,9 @@ pub struct ScanPage {
     pub more: bool,
 }
 
-/// A transactional ordered key-value store. Methods block; async callers run them on tokio's
-/// blocking pool.
+/// A transactional ordered key-value store. Methods block (async callers run them on tokio's
+/// blocking pool), except `commit_async`, which lets a request wait for durability without
+/// holding a thread.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -159,7 +160,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flush memtables and compact everything (tests: the canary scan; admin).
     fn flush_and_compact(&self) -> Result<(), StoreError>;
+
+    /// `commit` for async callers: the commit is submitted when this is called (so a caller
+    /// may release a lock it held while building the commit before awaiting), and the future
+    /// resolves with its outcome, with the same guarantees as `commit`. The default applies it
+    /// at once, which suits stores whose commits do not wait for I/O.
+    fn commit_async(&self, checks: Vec<Check>, writes: Vec<Write>) -> CommitFuture {
+        Box::pin(std::future::ready(self.commit(&checks, &writes)))
+    }
+
+    /// Returns once every commit submitted before the call has been applied or has failed
+    /// (blocking). Stores that apply commits inside `commit`/`commit_async` have nothing to wait for.
+    fn flush_commits(&self) {}
 }
+
+/// The outcome of [`Store::commit_async`].
+pub type CommitFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommitError>> + Send>>;
 
 /// Behaviour every `Store` must show; run against each implementation by its own tests.
 #[cfg(test)]
@@ -415,6 +432,108 @@ pub(crate) mod suite {
 
     /// Threads increment one counter by compare-and-swap until each has landed `per_thread`
     /// increments. A lost update (two commits passing the same check) leaves the counter short.
+    /// Async commits are submitted when `commit_async` is called, in call order: a commit
+    /// whose check depends on an earlier, not yet awaited one sees its write (they may share a
+    /// group), and one that expects the overwritten state conflicts.
+    pub fn async_commits_apply_in_submission_order<S: Store>(s: &S) {
+        let key = b"k".to_vec();
+        let put = |v: &[u8]| Write::Put {
+            space: Space::Items,
+            key: key.clone(),
+            value: v.to_vec(),
+        };
+        let expect = |v: Option<&[u8]>| Check {
+            space: Space::Items,
+            key: key.clone(),
+            expect: v.map(<[u8]>::to_vec),
+        };
+        let first = s.commit_async(vec![expect(None)], vec![put(b"1")]);
+        let second = s.commit_async(vec![expect(Some(b"1"))], vec![put(b"2")]);
+        let stale = s.commit_async(vec![expect(None)], vec![put(b"x")]);
+        let pure_check = s.commit_async(vec![expect(Some(b"2"))], vec![]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            first.await.unwrap();
+            second.await.unwrap();
+            assert!(matches!(
+                stale.await,
+                Err(CommitError::Conflict { index: 0 })
+            ));
+            pure_check.await.unwrap();
+        });
+        assert_eq!(s.get(Space::Items, &key).unwrap(), Some(b"2".to_vec()));
+    }
+
+    /// `flush_commits` returns only after every commit submitted before it was applied.
+    pub fn flush_commits_waits_for_submitted<S: Store>(s: &S) {
+        let pending: Vec<_> = (0u8..20)
+            .map(|i| {
+                s.commit_async(
+                    vec![],
+                    vec![Write::Put {
+                        space: Space::Jobs,
+                        key: vec![i],
+                        value: vec![i; 3],
+                    }],
+                )
+            })
+            .collect();
+        s.flush_commits();
+        for i in 0u8..20 {
+            assert_eq!(s.get(Space::Jobs, &[i]).unwrap(), Some(vec![i; 3]));
+        }
+        drop(pending);
+    }
+
+    /// Many tasks increment one counter with async compare-and-set commits on a multi-thread
+    /// runtime: no increment is lost or doubled, however the writer groups them.
+    pub fn concurrent_async_cas<S: Store>(s: Arc<S>, tasks: usize, per_task: u64) {
+        let key = b"async-counter".to_vec();
+        put(&*s, Space::Meta, &key, &0u64.to_be_bytes());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let s = Arc::clone(&s);
+                    let key = key.clone();
+                    tokio::spawn(async move {
+                        let mut landed = 0u64;
+                        while landed < per_task {
+                            let cur = s.get(Space::Meta, &key).unwrap().unwrap();
+                            let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
+                            let check = Check {
+                                space: Space::Meta,
+                                key: key.clone(),
+                                expect: Some(cur),
+                            };
+                            let w = Write::Put {
+                                space: Space::Meta,
+                                key: key.clone(),
+                                value: (n + 1).to_be_bytes().to_vec(),
+                            };
+                            match s.commit_async(vec![check], vec![w]).await {
+                                Ok(()) => landed += 1,
+                                Err(CommitError::Conflict { index: 0 }) => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        let v = s.get(Space::Meta, &key).unwrap().unwrap();
+        let total = u64::from_be_bytes(v.as_slice().try_into().unwrap());
+        assert_eq!(total, tasks as u64 * per_task);
+    }
+
     pub fn concurrent_cas<S: Store>(s: Arc<S>, threads: usize, per_thread: u64) {
         let key = b"counter".to_vec();
         put(&*s, Space::Meta, &key, &0u64.to_be_bytes());

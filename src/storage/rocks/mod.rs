@@ -1,39 +1,34 @@
 //! The RocksDB `Store`: the only module in the project that names RocksDB types.
 //!
-//! Durability and group commit: every commit is one RocksDB write with
-//! `WriteOptions::set_sync(true)`. RocksDB's write thread makes the first waiting writer the
-//! leader of a write group: it appends every queued writer's batch to the WAL in one write,
-//! issues one fsync (fdatasync) for the group, inserts the group into the memtable, then
-//! releases the followers. Commits that arrive while an fsync runs therefore share the next
-//! one, and a lone commit does not wait for a timer. (A dedicated commit thread merging queued
-//! batches was measured against this with benches/group_commit.rs and was slower on 2 cores:
-//! one more hop per commit, and a single thread that the scheduler can leave waiting.)
+//! Durability and group commit: every commit goes through one writer thread (`writer.rs`),
+//! which applies the queued commits in arrival order as one RocksDB write with
+//! `WriteOptions::set_sync(true)`: one WAL append and one fdatasync per group. Commits that
+//! arrive while an fdatasync runs share the next one, and a lone commit does not wait for a
+//! timer. Async callers (`commit_async`) await the outcome without holding a thread; blocking
+//! callers (`commit`) wait on a channel.
 //!
-//! What "acknowledged" means: `commit` returns `Ok` only after the WAL record holding the
-//! commit was fsynced. RocksDB makes a synced write visible to readers only after that sync,
-//! so nothing a reader sees can be lost by a crash, and after a crash (of the process or the
-//! machine) recovery replays every acknowledged commit, whole. A commit that failed or never
-//! returned may or may not be there after a crash, but never in part.
+//! What "acknowledged" means: a commit returns `Ok` only after the WAL record holding it was
+//! fsynced. RocksDB makes a synced write visible to readers only after that sync, so nothing a
+//! reader sees can be lost by a crash, and after a crash (of the process or the machine)
+//! recovery replays every acknowledged commit, whole. A commit that failed or never returned
+//! may or may not be there after a crash, but never in part.
 //!
-//! Conditional commits: RocksDB has no compare-and-set, so each commit takes striped mutexes
-//! over every key it checks or writes (sorted, deduplicated: no deadlock), reads the current
-//! values under them, and writes one `WriteBatch`. Unconditional commits take the same locks,
-//! so a conditional commit can never interleave between another commit's read and write.
-//! Plain reads take no lock: a batch becomes visible atomically when its write returns.
+//! Conditional commits: RocksDB has no compare-and-set. The writer is the only thread that
+//! writes commits, so it checks each commit's preconditions against the current state (and the
+//! earlier commits of its own group) with nothing able to change in between. Plain reads take
+//! no lock: a group becomes visible atomically when its write returns.
 
-use super::{Check, CommitError, ScanPage, Space, Store, StoreError, Write};
+mod writer;
+
+use super::{Check, CommitError, CommitFuture, ScanPage, Space, Store, StoreError, Write};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
     CompactOptions, DBCompressionType, DBRecoveryMode, ErrorKind, FlushOptions, Options,
     ReadOptions, WriteBatch, WriteOptions, DB,
 };
-use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-// Enough stripes that two unrelated commits rarely share one (birthday bound: ~1% for two
-// 10-key commits), few enough to cost nothing (4096 uncontended mutexes, a few tens of KiB).
-const LOCK_STRIPES: usize = 4096;
+use std::sync::Arc;
+use writer::{Pending, Reply, Writer};
 
 // One LRU block cache shared by all column families, so a hot space can use what a cold one
 // does not. 64 MiB suits a small server; index and filter blocks are charged to it too.
@@ -54,8 +49,8 @@ const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 /// RocksDB behind the `Store` trait. Open once per data dir (RocksDB's LOCK file refuses a
 /// second open); share it behind an `Arc`.
 pub struct RocksStore {
-    db: DB,
-    locks: KeyLocks,
+    db: Arc<DB>,
+    writer: Writer,
     sync_write: WriteOptions,
 }
 
@@ -105,19 +100,24 @@ impl RocksStore {
         let cfs = Space::ALL
             .iter()
             .map(|s| ColumnFamilyDescriptor::new(s.name(), cf_options(*s, &cache)));
-        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(store_err)?;
-        let mut sync_write = WriteOptions::default();
-        sync_write.set_sync(true);
+        let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs).map_err(store_err)?);
+        let sync_write = || {
+            let mut w = WriteOptions::default();
+            w.set_sync(true);
+            w
+        };
+        let writer = Writer::start(db.clone(), sync_write())?;
         Ok(Self {
             db,
-            locks: KeyLocks::new(),
-            sync_write,
+            writer,
+            sync_write: sync_write(),
         })
     }
 
     /// Graceful shutdown: flushes every memtable to SST files (so the next open replays no
     /// WAL) and closes the database.
     pub fn close(self) -> Result<(), StoreError> {
+        self.writer.stop();
         self.flush_all()?;
         self.db.flush_wal(true).map_err(store_err)?;
         // `Drop` closes the database, waiting for running background work.
@@ -141,7 +141,7 @@ impl RocksStore {
             .map_err(store_err)
     }
 
-    /// Reads without an explicit snapshot; callers either hold the keys' locks or made one.
+    /// Reads with the given options (a snapshot for more than one key).
     fn read_many(
         &self,
         keys: &[(Space, &[u8])],
@@ -161,6 +161,9 @@ impl RocksStore {
 
 impl Drop for RocksStore {
     fn drop(&mut self) {
+        // Queued commits are applied first; the writer's handle on the database goes with it,
+        // so the database closes (and releases its LOCK file) when this store is dropped.
+        self.writer.stop();
         // Every acknowledged write is already synced; this only covers a WAL tail written by
         // RocksDB itself (e.g. during recovery). DB's own Drop then closes cleanly.
         if let Err(e) = self.db.flush_wal(true) {
@@ -214,38 +217,6 @@ fn store_err(e: rocksdb::Error) -> StoreError {
     match e.kind() {
         ErrorKind::Corruption => StoreError::Corruption(e.into_string()),
         _ => StoreError::Io(e.into_string()),
-    }
-}
-
-/// Striped mutexes over (space, key).
-struct KeyLocks {
-    stripes: Vec<Mutex<()>>,
-    // Randomly keyed per process: the stripe of a key cannot be predicted from outside, so no
-    // client can aim unrelated keys at one stripe.
-    hasher: RandomState,
-}
-
-impl KeyLocks {
-    fn new() -> Self {
-        Self {
-            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    /// Locks the stripes of `keys` in ascending stripe order, each once.
-    fn lock<'a>(&self, keys: impl Iterator<Item = (Space, &'a [u8])>) -> Vec<MutexGuard<'_, ()>> {
-        let n = self.stripes.len() as u64;
-        let mut idx: Vec<usize> = keys
-            .map(|k| (self.hasher.hash_one(k) % n) as usize)
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        idx.into_iter()
-            .filter_map(|i| self.stripes.get(i))
-            // The mutexes guard no data, so a poisoned one is as good as a clean one.
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
-            .collect()
     }
 }
 
@@ -309,40 +280,39 @@ impl Store for RocksStore {
         if checks.is_empty() && writes.is_empty() {
             return Ok(());
         }
-        let _guards = self.locks.lock(
-            checks
-                .iter()
-                .map(|c| (c.space, c.key.as_slice()))
-                .chain(writes.iter().map(|w| (w.space(), w.key()))),
-        );
-        if !checks.is_empty() {
-            // Under the locks no other commit can change these keys, so plain reads suffice.
-            let keys: Vec<(Space, &[u8])> =
-                checks.iter().map(|c| (c.space, c.key.as_slice())).collect();
-            let current = self.read_many(&keys, &ReadOptions::default())?;
-            if let Some(index) = current
-                .iter()
-                .zip(checks)
-                .position(|(cur, c)| cur.as_deref() != c.expect.as_deref())
-            {
-                return Err(CommitError::Conflict { index });
-            }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.writer.submit(Pending {
+            checks: checks.to_vec(),
+            writes: writes.to_vec(),
+            reply: Reply::Thread(tx),
+        });
+        // The writer answers every commit it takes, and a stopped writer answers at once.
+        rx.recv().unwrap_or(Err(StoreError::Closed.into()))
+    }
+
+    fn commit_async(&self, checks: Vec<Check>, writes: Vec<Write>) -> CommitFuture {
+        if checks.is_empty() && writes.is_empty() {
+            return Box::pin(std::future::ready(Ok(())));
         }
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let mut batch = WriteBatch::default();
-        for w in writes {
-            match w {
-                Write::Put { space, key, value } => batch.put_cf(self.cf(*space)?, key, value),
-                Write::Delete { space, key } => batch.delete_cf(self.cf(*space)?, key),
-            }
-        }
-        // The locks stay held until the write is durable, so a commit checking these keys
-        // next reads only acknowledged values.
-        self.db
-            .write_opt(batch, &self.sync_write)
-            .map_err(|e| CommitError::Store(store_err(e)))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.submit(Pending {
+            checks,
+            writes,
+            reply: Reply::Task(tx),
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(StoreError::Closed.into())) })
+    }
+
+    fn flush_commits(&self) {
+        // An empty commit still goes through the queue: it is answered only after every
+        // commit queued before it was applied.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.writer.submit(Pending {
+            checks: Vec::new(),
+            writes: Vec::new(),
+            reply: Reply::Thread(tx),
+        });
+        let _ = rx.recv();
     }
 
     fn delete_range(&self, space: Space, start: &[u8], end: &[u8]) -> Result<(), StoreError> {
@@ -426,6 +396,40 @@ mod tests {
     fn commit_checks() {
         let (_dir, s) = fresh();
         suite::commit_checks(&s);
+    }
+
+    #[test]
+    fn async_commits_apply_in_submission_order() {
+        let (_dir, s) = fresh();
+        suite::async_commits_apply_in_submission_order(&s);
+    }
+
+    #[test]
+    fn flush_commits_waits_for_submitted() {
+        let (_dir, s) = fresh();
+        suite::flush_commits_waits_for_submitted(&s);
+    }
+
+    #[test]
+    fn concurrent_async_cas() {
+        let (_dir, s) = fresh();
+        suite::concurrent_async_cas(Arc::new(s), 32, 20);
+    }
+
+    #[test]
+    fn commits_after_close_are_refused_not_lost() {
+        let (_dir, s) = fresh();
+        s.writer.stop();
+        let w = Write::Put {
+            space: Space::Items,
+            key: b"late".to_vec(),
+            value: b"v".to_vec(),
+        };
+        assert!(matches!(
+            s.commit(&[], std::slice::from_ref(&w)),
+            Err(CommitError::Store(StoreError::Closed))
+        ));
+        assert_eq!(s.get(Space::Items, b"late").unwrap(), None);
     }
 
     #[test]
