@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::capacity::{self, Units};
 use super::commit::{read_keyed, write_item_async};
 use super::keys::{key_from_item, key_from_map};
-use super::{blocking, Services};
+use super::{blocking, detached, Services};
 use crate::error::ApiError;
 use crate::expr::{self, ConditionalOperator, ExprContext, Usage};
 use crate::items::{self, BASE_INDEX};
@@ -240,9 +240,13 @@ pub async fn put_item(svc: &Arc<Services>, input: PutItemInput) -> Result<Value,
         input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
-    let (old, _) = write_item_async(svc, &keys, &entry, &key, |old| {
-        check_condition(&cond, old, on_fail_old)?;
-        Ok(Some(item.clone()))
+    let svc2 = svc.clone();
+    let (old, _) = detached(async move {
+        write_item_async(&svc2, &keys, &entry, &key, |old| {
+            check_condition(&cond, old, on_fail_old)?;
+            Ok(Some(item.clone()))
+        })
+        .await
     })
     .await?;
     let mut out = json!({});
@@ -286,9 +290,13 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
         input.conditional_operator,
     )?;
     let keys = svc.table_keys(&entry).await?;
-    let (old, _) = write_item_async(svc, &keys, &entry, &key, |old| {
-        check_condition(&cond, old, on_fail_old)?;
-        Ok(None)
+    let svc2 = svc.clone();
+    let (old, _) = detached(async move {
+        write_item_async(&svc2, &keys, &entry, &key, |old| {
+            check_condition(&cond, old, on_fail_old)?;
+            Ok(None)
+        })
+        .await
     })
     .await?;
     let mut out = json!({});

@@ -66,6 +66,17 @@ impl Services {
     }
 }
 
+/// Runs a single-item write to completion as its own task: the commit is awaited, not blocked
+/// on, yet a client that disconnects mid-commit (hyper then drops the request's future) cannot
+/// stop the write between its landing and the table statistics that follow it.
+pub async fn detached<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("operation task failed: {e}")))?
+}
+
 /// Runs storage and crypto work on tokio's blocking pool (RocksDB calls block; fsync waits).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

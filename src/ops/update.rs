@@ -13,7 +13,7 @@ use super::items::{
     check_condition, check_mix, on_failure_old, return_values, to_json, write_condition,
 };
 use super::keys::key_from_map;
-use super::Services;
+use super::{detached, Services};
 use crate::catalog::tables::TableDef;
 use crate::error::ApiError;
 use crate::expr::{self, ExprContext, Update, UpdateEffects, Usage};
@@ -103,12 +103,17 @@ pub async fn update_item(svc: &Arc<Services>, input: UpdateItemInput) -> Result<
         protect_key(&entry.def, u)?;
     }
     let keys = svc.table_keys(&entry).await?;
-    let mut effects = None;
-    let (old, new) = write_item_async(svc, &keys, &entry, &key, |old| {
-        check_condition(&cond, old, on_fail_old)?;
-        let (item, e) = apply_update(&entry.def, &key, update.as_ref(), old)?;
-        effects = e;
-        Ok(Some(item))
+    let svc2 = svc.clone();
+    let (old, new, effects) = detached(async move {
+        let mut effects = None;
+        let (old, new) = write_item_async(&svc2, &keys, &entry, &key, |old| {
+            check_condition(&cond, old, on_fail_old)?;
+            let (item, e) = apply_update(&entry.def, &key, update.as_ref(), old)?;
+            effects = e;
+            Ok(Some(item))
+        })
+        .await?;
+        Ok((old, new, effects))
     })
     .await?;
     let mut out = json!({});

@@ -101,8 +101,9 @@ pub enum StoreError {
     /// caller can report it as an integrity failure, like a failed AEAD tag.
     #[error("storage corruption: {0}")]
     Corruption(String),
-    /// Reserved for engines whose handle can be closed under their callers (a remote store
-    /// after shutdown). The embedded stores are closed by consuming them, so they never return it.
+    /// The store no longer takes commits: the RocksDB store's writer thread has stopped
+    /// (shutdown, after in-flight requests finished) or ended. A remote store would use it after
+    /// its connection closed.
     #[error("storage is closed")]
     Closed,
 }

@@ -127,7 +127,26 @@ impl Writer {
     }
 }
 
+/// Closes the queue when the writer ends, however it ends: a commit queued after (or left
+/// behind by) a writer that is gone is answered with `StoreError::Closed` instead of waiting
+/// forever.
+struct CloseOnExit<'a>(&'a Shared);
+
+impl Drop for CloseOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut q = self.0.lock();
+            q.stop = true;
+            std::mem::take(&mut q.pending)
+        };
+        for p in left {
+            p.reply.send(Err(StoreError::Closed.into()));
+        }
+    }
+}
+
 fn run(db: &DB, shared: &Shared, sync_write: &WriteOptions) {
+    let _close = CloseOnExit(shared);
     let mut group = Vec::new();
     loop {
         {
