@@ -488,6 +488,23 @@ pub(crate) mod suite {
         drop(pending);
     }
 
+    /// A compare-and-set increment of the big-endian counter at `key` (Meta space).
+    fn increment<S: Store>(s: &S, key: &[u8]) -> (Check, Write) {
+        let cur = s.get(Space::Meta, key).unwrap().unwrap();
+        let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
+        let check = Check {
+            space: Space::Meta,
+            key: key.to_vec(),
+            expect: Some(cur),
+        };
+        let w = Write::Put {
+            space: Space::Meta,
+            key: key.to_vec(),
+            value: (n + 1).to_be_bytes().to_vec(),
+        };
+        (check, w)
+    }
+
     /// Many tasks increment one counter with async compare-and-set commits on a multi-thread
     /// runtime: no increment is lost or doubled, however the writer groups them.
     pub fn concurrent_async_cas<S: Store>(s: Arc<S>, tasks: usize, per_task: u64) {
@@ -505,18 +522,7 @@ pub(crate) mod suite {
                     tokio::spawn(async move {
                         let mut landed = 0u64;
                         while landed < per_task {
-                            let cur = s.get(Space::Meta, &key).unwrap().unwrap();
-                            let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
-                            let check = Check {
-                                space: Space::Meta,
-                                key: key.clone(),
-                                expect: Some(cur),
-                            };
-                            let w = Write::Put {
-                                space: Space::Meta,
-                                key: key.clone(),
-                                value: (n + 1).to_be_bytes().to_vec(),
-                            };
+                            let (check, w) = increment(&*s, &key);
                             match s.commit_async(vec![check], vec![w]).await {
                                 Ok(()) => landed += 1,
                                 Err(CommitError::Conflict { index: 0 }) => {}
@@ -546,18 +552,7 @@ pub(crate) mod suite {
                     let mut landed = 0u64;
                     let mut conflicts = 0u64;
                     while landed < per_thread {
-                        let cur = s.get(Space::Meta, &key).unwrap().unwrap();
-                        let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
-                        let check = Check {
-                            space: Space::Meta,
-                            key: key.clone(),
-                            expect: Some(cur),
-                        };
-                        let w = Write::Put {
-                            space: Space::Meta,
-                            key: key.clone(),
-                            value: (n + 1).to_be_bytes().to_vec(),
-                        };
+                        let (check, w) = increment(&*s, &key);
                         match s.commit(&[check], &[w]) {
                             Ok(()) => landed += 1,
                             Err(CommitError::Conflict { index: 0 }) => conflicts += 1,
