@@ -461,3 +461,78 @@ pub fn open_index_entry(
         Err(ItemsError::Integrity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keyring::{create_table_keys, WrappedTableKeys};
+    use crate::kms::local::{LocalKms, DEFAULT_ALIAS};
+
+    fn table() -> (TableDef, TableKeys) {
+        let kms = LocalKms::in_memory("000000000000", "us-east-1").unwrap();
+        let ks = [7u8; 16];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (wrapped, keys): (WrappedTableKeys, TableKeys) = rt
+            .block_on(create_table_keys(&kms, DEFAULT_ALIAS, &ks))
+            .unwrap();
+        let def: TableDef = serde_json::from_value(serde_json::json!({
+            "name": "t",
+            "table_id": "id",
+            "keyspace": hex::encode(ks),
+            "key_schema": {"hash": {"name": "pk", "ty": "S"}, "range": null},
+            "attribute_definitions": [],
+            "billing_mode": "PAY_PER_REQUEST",
+            "throughput": null,
+            "created": 0.0,
+            "sse_explicit": false,
+            "keys": serde_json::to_value(&wrapped).unwrap(),
+        }))
+        .unwrap();
+        (def, keys)
+    }
+
+    fn item(pk: &str) -> (ItemKey, Item) {
+        let pk = AttributeValue::S(pk.into());
+        let mut item = Item::new();
+        item.insert("pk".into(), pk.clone());
+        item.insert("v".into(), AttributeValue::S("payload".into()));
+        (ItemKey { pk, sk: None }, item)
+    }
+
+    #[test]
+    fn keyed_open_accepts_exactly_what_open_accepts() {
+        let (def, keys) = table();
+        let (ka, a) = item("alice");
+        let (kb, b) = item("bob");
+        let at_a = KeyedAt::new(&keys, BASE_INDEX, &ka).unwrap();
+        let at_b = KeyedAt::new(&keys, BASE_INDEX, &kb).unwrap();
+
+        // The item sealed at its own key opens both ways.
+        let sealed_a = seal(&keys, BASE_INDEX, at_a.storage_key(), &a).unwrap();
+        assert_eq!(at_a.open(&keys, &def, &sealed_a).unwrap(), a);
+        assert_eq!(
+            open(&keys, &def, BASE_INDEX, at_a.storage_key(), &sealed_a).unwrap(),
+            a
+        );
+
+        // Bob's attributes sealed under Alice's storage key: the tag verifies (the binding is
+        // Alice's key), so only the key check can refuse it, and both checks do.
+        let forged = seal(&keys, BASE_INDEX, at_a.storage_key(), &b).unwrap();
+        assert!(matches!(
+            at_a.open(&keys, &def, &forged),
+            Err(ItemsError::Integrity)
+        ));
+        assert!(matches!(
+            open(&keys, &def, BASE_INDEX, at_a.storage_key(), &forged),
+            Err(ItemsError::Integrity)
+        ));
+
+        // Alice's bytes read at Bob's key fail the tag.
+        assert!(matches!(
+            at_b.open(&keys, &def, &sealed_a),
+            Err(ItemsError::Integrity)
+        ));
+    }
+}
