@@ -430,20 +430,23 @@ impl Attempt {
         self.new.is_none() && self.sealed.is_none()
     }
 
+    /// The commit of this attempt. The sealed bytes read move into its check (a retry reads
+    /// afresh), so the item is not copied once more on the write path.
     fn staged<'a>(
-        &'a self,
+        &'a mut self,
         entry: &'a TableEntry,
         keys: &'a TableKeys,
         key: &ItemKey,
         sk: &[u8],
     ) -> [Staged<'a>; 1] {
+        let Attempt { sealed, new, .. } = self;
         [Staged {
             entry,
             keys,
             key: key.clone(),
             sk: sk.to_vec(),
-            read: self.sealed.clone(),
-            effect: match &self.new {
+            read: sealed.take(),
+            effect: match new {
                 Some(item) => Effect::Put(item),
                 None => Effect::Delete,
             },
@@ -472,7 +475,7 @@ pub fn write_item(
 ) -> Result<(Option<Item>, Option<Item>), ApiError> {
     let at = KeyedAt::new(keys, BASE_INDEX, key)?;
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
+        let mut a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
         if a.is_noop() {
             return Ok((None, None));
         }
@@ -495,7 +498,7 @@ pub async fn write_item_async(
 ) -> Result<(Option<Item>, Option<Item>), ApiError> {
     let at = KeyedAt::new(keys, BASE_INDEX, key)?;
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
+        let mut a = Attempt::read(svc, keys, entry, &at, &mut decide)?;
         if a.is_noop() {
             return Ok((None, None));
         }
