@@ -1,7 +1,9 @@
 //! `sealdb bench`: the built-in load generator. It measures, in one run and on the same
 //! machine, a bare hyper server answering a fixed JSON body (the ceiling of this HTTP stack
 //! here) and sealdb's PutItem and GetItem of items of a given size with SigV4, IAM and
-//! encryption all on, over the same number of keep-alive HTTP/1.1 connections.
+//! encryption all on, over the same number of keep-alive HTTP/1.1 connections. A fourth row
+//! replays the signed GetItem requests against a hyper server that answers a fixed body of
+//! GetItem's response size: what the exchange costs with no work behind it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -164,21 +166,39 @@ async fn send_once(
 
 /// A bare hyper server answering every request with a fixed DynamoDB-shaped JSON body.
 pub async fn start_bare_hyper() -> Result<SocketAddr, String> {
+    start_fixed_hyper(Bytes::from_static(b"{\"TableNames\":[]}"), false).await
+}
+
+const FIXED_REQUEST_ID: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEF";
+
+/// A hyper server that does no work but answers every request with `body` and, when
+/// `dynamo_headers`, the two headers sealdb adds (request id and CRC32): with sealdb's own
+/// requests replayed against it, it measures what the exchange's sizes alone cost here.
+pub async fn start_fixed_hyper(body: Bytes, dynamo_headers: bool) -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let body = body.clone();
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("content-type", "application/x-amz-json-1.0")
-                            .body(Full::new(Bytes::from_static(b"{\"TableNames\":[]}")))
-                            .unwrap_or_default(),
-                    )
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        let mut b = Response::builder()
+                            .header("content-type", "application/x-amz-json-1.0");
+                        if dynamo_headers {
+                            b = b
+                                .header(
+                                    "x-amzn-requestid",
+                                    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEF",
+                                )
+                                .header("x-amz-crc32", "1234567890");
+                        }
+                        Ok::<_, Infallible>(b.body(Full::new(body)).unwrap_or_default())
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -297,6 +317,14 @@ fn item_body(table: &str, i: u64, keys: usize, item_bytes: usize) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// A GetItem response of the shape and size sealdb sends for `item_body`'s items.
+fn get_response_body(item_bytes: usize) -> Vec<u8> {
+    let pk = format!("user#{:08}", 0);
+    let pad = item_bytes.saturating_sub(pk.len() + 2 + 7);
+    serde_json::to_vec(&json!({"Item": {"payload": {"S": "x".repeat(pad)}, "pk": {"S": pk}}}))
+        .unwrap_or_default()
+}
+
 fn key_body(table: &str, i: u64, keys: usize) -> Vec<u8> {
     let pk = format!("user#{:08}", i % keys.max(1) as u64);
     serde_json::to_vec(&json!({"TableName": table, "Key": {"pk": {"S": pk}}})).unwrap_or_default()
@@ -367,6 +395,20 @@ pub async fn run(
         "GetItem",
         (0..keys as u64).map(|i| key_body(table, i, keys)),
     ));
+    // The HTTP exchange of a GetItem (its signed request, a response of the same size and
+    // headers) with no work behind it: how much of GetItem's cost is the exchange itself.
+    let sized = start_fixed_hyper(Bytes::from(get_response_body(size)), true).await?;
+    let ceiling_gets = gets.clone();
+    out.push(
+        drive(
+            "hyper, GetItem-sized exchange",
+            sized,
+            opts.connections,
+            opts.duration,
+            Arc::new(move |i| ceiling_gets.request(i)),
+        )
+        .await?,
+    );
     let get: RequestFactory = Arc::new(move |i| gets.request(i));
     out.push(
         drive(

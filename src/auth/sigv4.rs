@@ -26,7 +26,7 @@ use canonical::{
 };
 use parse::{
     auth_params, parse_signature, AuthParams, Credential, DateSource, Form, SignedHeaders,
-    Q_SIGNATURE, X_AMZ_CONTENT_SHA256, X_AMZ_SECURITY_TOKEN,
+    H_X_AMZ_CONTENT_SHA256, Q_SIGNATURE, X_AMZ_SECURITY_TOKEN,
 };
 pub use signer::{presign, sign};
 
@@ -177,7 +177,7 @@ pub fn verify(
             name,
             values: req
                 .headers
-                .get_all(name.as_str())
+                .get_all(name.as_ref())
                 .iter()
                 .map(|v| v.as_bytes())
                 .collect(),
@@ -290,7 +290,7 @@ fn describe_duration(secs: u64) -> String {
 }
 
 fn check_time(
-    params: &AuthParams,
+    params: &AuthParams<'_>,
     cfg: &VerifyConfig<'_>,
     now: OffsetDateTime,
 ) -> Result<(), AuthError> {
@@ -331,7 +331,7 @@ fn check_time(
 
 fn check_scope(
     credential: &Credential<'_>,
-    params: &AuthParams,
+    params: &AuthParams<'_>,
     cfg: &VerifyConfig<'_>,
 ) -> Result<(), AuthError> {
     let mut msg = String::new();
@@ -374,7 +374,7 @@ fn payload_hashes(
     req: &RequestParts<'_>,
     presigned: bool,
 ) -> Result<[Option<String>; 2], AuthError> {
-    let mut declared = req.headers.get_all(X_AMZ_CONTENT_SHA256).iter();
+    let mut declared = req.headers.get_all(&H_X_AMZ_CONTENT_SHA256).iter();
     match (declared.next(), declared.next()) {
         (None, _) => {
             let body = Some(sha256_hex(req.body));
@@ -411,8 +411,8 @@ fn content_sha_mismatch() -> AuthError {
 
 fn check_session_token(
     key: &KeyMaterial,
-    params: &AuthParams,
-    signed: &SignedHeaders,
+    params: &AuthParams<'_>,
+    signed: &SignedHeaders<'_>,
 ) -> Result<(), AuthError> {
     match (&key.session_token, &params.security_token) {
         (None, None) => Ok(()),

@@ -26,7 +26,18 @@ const URI_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Lowercase hex SHA-256, the payload hash form SigV4 uses.
 pub(super) fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data))
+    let mut out = String::with_capacity(64);
+    push_hex(&mut out, digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+/// Appends `bytes` as lowercase hex (a table lookup per nibble; this runs twice per request).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 /// `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC), the form of `x-amz-date`.
@@ -48,6 +59,10 @@ pub(super) fn format_amz_date(t: OffsetDateTime) -> String {
 /// 5.2.4, plus AWS's collapsing of `//`), then every segment URI-encoded again. `path` is the
 /// path exactly as on the wire (already encoded once), so `%20` becomes `%2520`.
 pub(super) fn canonical_uri(path: &str) -> String {
+    // DynamoDB's JSON protocol always posts to "/", which is its own canonical form.
+    if path == "/" {
+        return "/".to_owned();
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         match segment {
@@ -197,10 +212,15 @@ pub(super) fn canonical_request(
 
 /// `AWS4-HMAC-SHA256 \n <amz date> \n <scope> \n hex(sha256(canonical request))`.
 pub(super) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request)
-    )
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+    for part in [ALGORITHM, "\n", amz_date, "\n", scope, "\n"] {
+        out.push_str(part);
+    }
+    push_hex(
+        &mut out,
+        digest::digest(&digest::SHA256, canonical_request).as_ref(),
+    );
+    out
 }
 
 /// One step of the key derivation; the intermediate key is zeroized when dropped.
@@ -241,7 +261,11 @@ pub(super) fn signing_key_bytes(
 
 /// The credential scope `date/region/service/aws4_request`.
 pub(super) fn scope(date: &str, region: &str, service: &str) -> String {
-    format!("{date}/{region}/{service}/{TERMINATOR}")
+    let mut out = String::with_capacity(date.len() + region.len() + service.len() + 16);
+    for part in [date, "/", region, "/", service, "/", TERMINATOR] {
+        out.push_str(part);
+    }
+    out
 }
 
 #[cfg(test)]

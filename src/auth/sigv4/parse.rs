@@ -2,7 +2,9 @@
 //! into typed values. Every failure is an `AuthError` carrying DynamoDB's wording; nothing here
 //! panics on arbitrary bytes.
 
-use hyper::header::{AUTHORIZATION, DATE};
+use std::borrow::Cow;
+
+use hyper::header::{HeaderName, AUTHORIZATION, DATE};
 use hyper::HeaderMap;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
@@ -13,6 +15,10 @@ use super::AuthError;
 pub(super) const X_AMZ_DATE: &str = "x-amz-date";
 pub(super) const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 pub(super) const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+// The same names as header-map keys: a lookup by `HeaderName` skips parsing the name.
+pub(super) const H_X_AMZ_DATE: HeaderName = HeaderName::from_static(X_AMZ_DATE);
+pub(super) const H_X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static(X_AMZ_SECURITY_TOKEN);
+pub(super) const H_X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static(X_AMZ_CONTENT_SHA256);
 
 // SigV4 presigned URL parameters (AWS General Reference, "Add the signing information to the
 // query string"); matched case-sensitively, as AWS does.
@@ -54,13 +60,14 @@ pub(super) enum Form {
 }
 
 /// The authentication parameters of a request, before any check against keys or config.
+/// Borrowed from the Authorization header; owned when decoded from a presigned query.
 #[derive(Debug)]
-pub(super) struct AuthParams {
+pub(super) struct AuthParams<'a> {
     pub form: Form,
-    pub algorithm: String,
-    pub credential: String,
-    pub signed_headers: String,
-    pub signature: String,
+    pub algorithm: Cow<'a, str>,
+    pub credential: Cow<'a, str>,
+    pub signed_headers: Cow<'a, str>,
+    pub signature: Cow<'a, str>,
     pub time: RequestTime,
     /// The security token sent with the request (header values joined by `,`, or the query
     /// parameter), if any.
@@ -104,8 +111,31 @@ pub(super) fn parse_http_date(s: &str) -> Option<OffsetDateTime> {
         .map(PrimitiveDateTime::assume_utc)
 }
 
+/// The request time from a date header's text: `YYYYMMDDTHHMMSSZ` is already the form the
+/// string to sign uses, so it is kept as sent; an HTTP date (`Date` only) is reformatted.
+fn request_time(date: &str, source: DateSource) -> Option<RequestTime> {
+    if let Some(at) = parse_amz_date(date) {
+        // parse_amz_date accepts only the fixed-width form with a valid date and time, whose
+        // formatting gives back the same 16 characters.
+        return Some(RequestTime {
+            at,
+            amz: date.to_owned(),
+            source,
+        });
+    }
+    if source != DateSource::DateHeader {
+        return None;
+    }
+    let at = parse_http_date(date)?;
+    Some(RequestTime {
+        amz: format_amz_date(at),
+        at,
+        source,
+    })
+}
+
 /// All values of a header joined by `,` (as the canonical request joins them), or `None`.
-fn joined_header(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+fn joined_header(headers: &HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     for value in headers.get_all(name) {
         match out.as_mut() {
@@ -131,10 +161,10 @@ fn date_format_error(got: &str) -> AuthError {
 
 /// Reads the authentication parameters from the Authorization header or, when there is none,
 /// from the presigned query parameters.
-pub(super) fn auth_params(
-    headers: &HeaderMap,
+pub(super) fn auth_params<'a>(
+    headers: &'a HeaderMap,
     query: Option<&str>,
-) -> Result<AuthParams, AuthError> {
+) -> Result<AuthParams<'a>, AuthError> {
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     match (authorization.next(), authorization.next()) {
         (None, _) => presigned_params(query),
@@ -145,11 +175,11 @@ pub(super) fn auth_params(
     }
 }
 
-fn header_params(
+fn header_params<'a>(
     headers: &HeaderMap,
     query: Option<&str>,
-    raw: &[u8],
-) -> Result<AuthParams, AuthError> {
+    raw: &'a [u8],
+) -> Result<AuthParams<'a>, AuthError> {
     // DynamoDB answers an Authorization header of another scheme as if it were absent.
     if !raw.trim_ascii_start().starts_with(b"AWS4-") {
         return Err(missing_token());
@@ -170,7 +200,7 @@ fn header_params(
     let mut tokens = auth
         .split(|c: char| c == ',' || c.is_ascii_whitespace())
         .filter(|t| !t.is_empty());
-    let algorithm = tokens.next().unwrap_or_default().to_owned();
+    let algorithm = tokens.next().unwrap_or_default();
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for token in tokens {
         let Some((key, value)) = token.split_once('=') else {
@@ -188,9 +218,9 @@ fn header_params(
             *slot = Some(value);
         }
     }
-    let date = match joined_header(headers, X_AMZ_DATE) {
+    let date = match joined_header(headers, &H_X_AMZ_DATE) {
         Some(v) => Some((v, DateSource::XAmzDate)),
-        None => joined_header(headers, DATE.as_str()).map(|v| (v, DateSource::DateHeader)),
+        None => joined_header(headers, &DATE).map(|v| (v, DateSource::DateHeader)),
     };
 
     let mut msg = String::new();
@@ -223,24 +253,16 @@ fn header_params(
     }
 
     let date_str = std::str::from_utf8(&date).map_err(|_| date_format_error(&lossy(&date)))?;
-    let at = match source {
-        DateSource::DateHeader => parse_http_date(date_str),
-        _ => parse_amz_date(date_str),
-    }
-    .ok_or_else(|| date_format_error(date_str))?;
+    let time = request_time(date_str, source).ok_or_else(|| date_format_error(date_str))?;
 
     Ok(AuthParams {
         form: Form::Header,
-        algorithm,
-        credential: credential.to_owned(),
-        signed_headers: signed_headers.to_owned(),
-        signature: signature.to_owned(),
-        time: RequestTime {
-            amz: format_amz_date(at),
-            at,
-            source,
-        },
-        security_token: joined_header(headers, X_AMZ_SECURITY_TOKEN),
+        algorithm: Cow::Borrowed(algorithm),
+        credential: Cow::Borrowed(credential),
+        signed_headers: Cow::Borrowed(signed_headers),
+        signature: Cow::Borrowed(signature),
+        time,
+        security_token: joined_header(headers, &H_X_AMZ_SECURITY_TOKEN),
     })
 }
 
@@ -265,7 +287,7 @@ fn has_presign_params(query: Option<&str>) -> bool {
     })
 }
 
-fn presigned_params(query: Option<&str>) -> Result<AuthParams, AuthError> {
+fn presigned_params(query: Option<&str>) -> Result<AuthParams<'static>, AuthError> {
     const ALL: [&str; 7] = [
         Q_ALGORITHM,
         Q_CREDENTIAL,
@@ -324,20 +346,16 @@ fn presigned_params(query: Option<&str>) -> Result<AuthParams, AuthError> {
         return Err(AuthError::IncompleteSignature(msg));
     };
     let expires = expires.map(|e| parse_expires(&e)).transpose()?;
-    let at = parse_amz_date(&date).ok_or_else(|| date_format_error(&date))?;
+    let time = request_time(&date, DateSource::Query).ok_or_else(|| date_format_error(&date))?;
     // Only the query parameter counts as the token of a presigned request: a header would not
     // be covered by the signature unless listed, and AWS's presigners put it in the query.
     Ok(AuthParams {
         form: Form::Presigned { expires },
-        algorithm,
-        credential,
-        signed_headers,
-        signature,
-        time: RequestTime {
-            amz: format_amz_date(at),
-            at,
-            source: DateSource::Query,
-        },
+        algorithm: Cow::Owned(algorithm),
+        credential: Cow::Owned(credential),
+        signed_headers: Cow::Owned(signed_headers),
+        signature: Cow::Owned(signature),
+        time,
         security_token: token.map(String::into_bytes),
     })
 }
@@ -406,30 +424,51 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// The SignedHeaders list: lowercase names, in the order given, without duplicates.
-#[derive(Debug)]
-pub(super) struct SignedHeaders(Vec<String>);
+// Up to this many signed headers, duplicates are found pairwise (no allocation).
+const SHORT_LIST: usize = 16;
 
-impl SignedHeaders {
-    pub(super) fn parse(raw: &str) -> Result<Self, AuthError> {
+/// The SignedHeaders list: lowercase names, in the order given, without duplicates. Names
+/// sent in lowercase (as every SDK sends them) are borrowed.
+#[derive(Debug)]
+pub(super) struct SignedHeaders<'a>(Vec<Cow<'a, str>>);
+
+impl<'a> SignedHeaders<'a> {
+    pub(super) fn parse(raw: &'a str) -> Result<Self, AuthError> {
         if raw.is_empty() {
             return Ok(SignedHeaders(Vec::new()));
         }
-        let names: Vec<String> = raw.split(';').map(str::to_ascii_lowercase).collect();
-        let valid_name = |n: &String| {
+        let valid_name = |n: &str| {
             !n.is_empty()
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         };
-        if !names.iter().all(valid_name) {
+        let mut names: Vec<Cow<'a, str>> = Vec::with_capacity(raw.len() / 8 + 1);
+        for name in raw.split(';') {
+            names.push(if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name)
+            });
+        }
+        if !names.iter().all(|n| valid_name(n)) {
             return Err(AuthError::IncompleteSignature(format!(
                 "SignedHeaders '{raw}' is not a ';'-separated list of header names."
             )));
         }
         // Each header may be signed once: a repeated name would only multiply the bytes hashed.
-        let mut sorted: Vec<&String> = names.iter().collect();
-        sorted.sort();
-        if sorted.windows(2).any(|w| w.first() == w.get(1)) {
+        // A short list (every SDK's) is checked pairwise; a long one is sorted, so that a
+        // crafted list of thousands of names costs n log n, not n squared.
+        let repeated = if names.len() <= SHORT_LIST {
+            names
+                .iter()
+                .enumerate()
+                .any(|(i, n)| names.get(..i).is_some_and(|before| before.contains(n)))
+        } else {
+            let mut sorted: Vec<&str> = names.iter().map(|n| n.as_ref()).collect();
+            sorted.sort_unstable();
+            sorted.windows(2).any(|w| w.first() == w.get(1))
+        };
+        if repeated {
             return Err(AuthError::IncompleteSignature(format!(
                 "SignedHeaders '{raw}' names a header more than once."
             )));
@@ -441,7 +480,7 @@ impl SignedHeaders {
         self.0.iter().any(|n| n == name)
     }
 
-    pub(super) fn names(&self) -> &[String] {
+    pub(super) fn names(&self) -> &[Cow<'a, str>] {
         &self.0
     }
 }

@@ -780,3 +780,52 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn signed_headers_lowercased_and_repeats_refused_in_short_and_long_lists() {
+    use super::parse::SignedHeaders;
+    let mixed = SignedHeaders::parse("Host;X-Amz-Date;content-type").unwrap();
+    let names: Vec<&str> = mixed.names().iter().map(|n| n.as_ref()).collect();
+    assert_eq!(names, ["host", "x-amz-date", "content-type"]);
+    // A repeat differing only in case is still a repeat.
+    let err = SignedHeaders::parse("host;Host").unwrap_err();
+    assert!(err.message().contains("more than once"), "{err:?}");
+    // Past the pairwise bound the sorted check runs: a repeat at either end is found, and a
+    // long list of distinct names passes.
+    let long: Vec<String> = (0..40).map(|i| format!("x-h{i}")).collect();
+    assert_eq!(
+        SignedHeaders::parse(&long.join(";")).unwrap().names().len(),
+        40
+    );
+    for repeated in [
+        format!("{};x-h0", long.join(";")),
+        format!("x-h39;{}", long.join(";")),
+    ] {
+        let err = SignedHeaders::parse(&repeated).unwrap_err();
+        assert!(err.message().contains("more than once"), "{err:?}");
+    }
+    // An invalid name is reported as such even when the list also repeats a name.
+    let err = SignedHeaders::parse("host;host;bad name").unwrap_err();
+    assert!(
+        err.message().contains("not a ';'-separated list"),
+        "{err:?}"
+    );
+}
+
+proptest! {
+    /// The x-amz-date text, kept as sent for the string to sign, is exactly what formatting
+    /// its parsed instant gives (so keeping it cannot change what is signed): for any text the
+    /// parser accepts, and for every instant's formatted text.
+    #[test]
+    fn amz_date_as_sent_is_its_canonical_form(
+        text in "[0-9]{4}[01][0-9][0-3][0-9]T[0-2][0-9][0-5][0-9][0-6][0-9]Z",
+        secs in 0i64..=253_402_300_799,
+    ) {
+        if let Some(parsed) = parse_amz_date(&text) {
+            prop_assert_eq!(canonical::format_amz_date(parsed), text);
+        }
+        let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        let formatted = canonical::format_amz_date(t);
+        prop_assert_eq!(parse_amz_date(&formatted), Some(t));
+    }
+}
