@@ -190,11 +190,9 @@ pub async fn start_fixed_hyper(body: Bytes, dynamo_headers: bool) -> Result<Sock
                         let mut b = Response::builder()
                             .header("content-type", "application/x-amz-json-1.0");
                         if dynamo_headers {
+                            // Same lengths as sealdb's values (52-character id, u32).
                             b = b
-                                .header(
-                                    "x-amzn-requestid",
-                                    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEF",
-                                )
+                                .header("x-amzn-requestid", FIXED_REQUEST_ID)
                                 .header("x-amz-crc32", "1234567890");
                         }
                         Ok::<_, Infallible>(b.body(Full::new(body)).unwrap_or_default())

@@ -808,3 +808,102 @@ async fn batch_get_returns_unprocessed_keys_beyond_16_megabytes() {
     seen.dedup();
     assert_eq!(seen.len(), 45);
 }
+
+/// GetItem's response (serialized straight from the item): the item with every type, the
+/// projection, ConsumedCapacity for eventually and strongly consistent reads, and an absent
+/// item (no `Item` member, capacity still reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_item_response_projection_and_capacity() {
+    let srv = TestServer::start().await;
+    let c = srv.client();
+    create_table(&c, "GetCap", Some(ScalarAttributeType::N)).await;
+    let k = key("a", Some(n(1)));
+    let mut item = k.clone();
+    item.insert("big".into(), s(&"x".repeat(5000)));
+    item.insert(
+        "nested".into(),
+        Av::M(HashMap::from([(
+            "l".into(),
+            Av::L(vec![n(2), Av::Bool(true), Av::Null(true)]),
+        )])),
+    );
+    item.insert("set".into(), Av::Ns(vec!["1.5".into(), "-2".into()]));
+    item.insert(
+        "bin".into(),
+        Av::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0u8, 255, 7])),
+    );
+    c.put_item()
+        .table_name("GetCap")
+        .set_item(Some(item.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    // Whole item, eventually consistent: 5 KB is two 4 KB units, halved.
+    let got = c
+        .get_item()
+        .table_name("GetCap")
+        .set_key(Some(k.clone()))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    let back = got.item().unwrap();
+    assert_eq!(back.len(), item.len());
+    for (name, v) in &item {
+        if name == "set" {
+            let Av::Ns(mut ns) = back[name].clone() else {
+                panic!("{:?}", back[name])
+            };
+            ns.sort();
+            assert_eq!(ns, ["-2", "1.5"]);
+        } else {
+            assert_eq!(&back[name], v, "{name}");
+        }
+    }
+    let cc = got.consumed_capacity().unwrap();
+    assert_eq!(cc.table_name(), Some("GetCap"));
+    assert_eq!(cc.capacity_units(), Some(1.0));
+
+    // Projection and a strongly consistent read (full units).
+    let got = c
+        .get_item()
+        .table_name("GetCap")
+        .set_key(Some(k.clone()))
+        .projection_expression("#n.l[1], sk")
+        .expression_attribute_names("#n", "nested")
+        .consistent_read(true)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    let back = got.item().unwrap();
+    assert_eq!(back.len(), 2, "{back:?}");
+    assert_eq!(back["sk"], n(1));
+    assert_eq!(
+        back["nested"],
+        Av::M(HashMap::from([("l".into(), Av::L(vec![Av::Bool(true)]))]))
+    );
+    assert_eq!(got.consumed_capacity().unwrap().capacity_units(), Some(2.0));
+
+    // Absent item: no Item, capacity still reported; without capacity the answer is empty.
+    let missing = key("zz", Some(n(9)));
+    let got = c
+        .get_item()
+        .table_name("GetCap")
+        .set_key(Some(missing.clone()))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.item().is_none());
+    assert_eq!(got.consumed_capacity().unwrap().capacity_units(), Some(0.5));
+    let got = c
+        .get_item()
+        .table_name("GetCap")
+        .set_key(Some(missing))
+        .send()
+        .await
+        .unwrap();
+    assert!(got.item().is_none() && got.consumed_capacity().is_none());
+}

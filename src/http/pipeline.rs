@@ -64,6 +64,7 @@ pub async fn handle(svc: Arc<Services>, conn: Conn, req: Request<Incoming>) -> H
             serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()),
             "application/x-amz-json-1.0",
         ),
+        Ok(Routed::Encoded(body)) => (StatusCode::OK, body, "application/x-amz-json-1.0"),
         Ok(Routed::Text(status, text)) => (status, text.into_bytes(), "text/plain"),
         Err(e) => {
             if e.is_server_fault() {
@@ -89,6 +90,9 @@ pub async fn handle(svc: Arc<Services>, conn: Conn, req: Request<Incoming>) -> H
 
 enum Routed {
     Json(Value),
+    /// A response body the operation serialized itself (GetItem: the item straight to JSON,
+    /// without an intermediate `Value` tree).
+    Encoded(Vec<u8>),
     Text(StatusCode, String),
 }
 
@@ -208,8 +212,7 @@ async fn route(
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let out = dispatch(svc, &mut authz, op, &body, host).await?;
-    Ok(Routed::Json(out))
+    dispatch(svc, &mut authz, op, &body, host).await
 }
 
 /// Step 5: every target of a request must be allowed; the first denial ends the request.
@@ -321,133 +324,151 @@ async fn dispatch(
     op: Operation,
     body: &[u8],
     host: &str,
-) -> Result<Value, ApiError> {
+) -> Result<Routed, ApiError> {
     use crate::iam::targets::targets_for as t;
     use crate::protocol::input::*;
     match op {
         Operation::CreateTable => {
             let i: CreateTableInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tables::create_table(svc, i).await
+            ops::tables::create_table(svc, i).await.map(Routed::Json)
         }
         Operation::DescribeTable => {
             let i: TableNameInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::tables::describe_table(svc, i).await
+            ops::tables::describe_table(svc, i).await.map(Routed::Json)
         }
         Operation::DeleteTable => {
             let i: TableNameInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::tables::delete_table(svc, i).await
+            ops::tables::delete_table(svc, i).await.map(Routed::Json)
         }
         Operation::ListTables => {
             let i: ListTablesInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tables::list_tables(svc, i).await
+            ops::tables::list_tables(svc, i).await.map(Routed::Json)
         }
         Operation::PutItem => {
             let i: PutItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::put_item(svc, i).await
+            ops::items::put_item(svc, i).await.map(Routed::Json)
         }
         Operation::GetItem => {
             let i: GetItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::get_item(svc, i).await
+            ops::items::get_item(svc, i).await.map(Routed::Encoded)
         }
         Operation::DeleteItem => {
             let i: DeleteItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::delete_item(svc, i).await
+            ops::items::delete_item(svc, i).await.map(Routed::Json)
         }
         Operation::UpdateItem => {
             let i: UpdateItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::update::update_item(svc, i).await
+            ops::update::update_item(svc, i).await.map(Routed::Json)
         }
         Operation::Query => {
             let i: QueryInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::query::query(svc, i).await
+            ops::query::query(svc, i).await.map(Routed::Json)
         }
         Operation::Scan => {
             let i: ScanInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::query::scan(svc, i).await
+            ops::query::scan(svc, i).await.map(Routed::Json)
         }
         Operation::BatchGetItem => {
             let i: BatchGetItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::batch::batch_get_item(svc, i).await
+            ops::batch::batch_get_item(svc, i).await.map(Routed::Json)
         }
         Operation::BatchWriteItem => {
             let i: BatchWriteItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::batch::batch_write_item(svc, i).await
+            ops::batch::batch_write_item(svc, i).await.map(Routed::Json)
         }
         Operation::TransactGetItems => {
             let i: TransactGetItemsInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::transact::transact_get_items(svc, i).await
+            ops::transact::transact_get_items(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::TransactWriteItems => {
             let i: TransactWriteItemsInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::transact::transact_write_items(svc, i, body).await
+            ops::transact::transact_write_items(svc, i, body)
+                .await
+                .map(Routed::Json)
         }
         Operation::UpdateTable => {
             let i: ops::update_table::UpdateTableInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::update_table::update_table(svc, i).await
+            ops::update_table::update_table(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::UpdateTimeToLive => {
             let i: ops::ttl::UpdateTimeToLiveInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::ttl::update_time_to_live(svc, i).await
+            ops::ttl::update_time_to_live(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::DescribeTimeToLive => {
             let i: TableNameInput = decode(body)?;
             authz.check(&crate::iam::targets::describe_ttl_targets(svc, &i)?)?;
-            ops::ttl::describe_time_to_live(svc, i).await
+            ops::ttl::describe_time_to_live(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::TagResource => {
             let i: ops::tags::TagResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::tag_resource(svc, i).await
+            ops::tags::tag_resource(svc, i).await.map(Routed::Json)
         }
         Operation::UntagResource => {
             let i: ops::tags::UntagResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::untag_resource(svc, i).await
+            ops::tags::untag_resource(svc, i).await.map(Routed::Json)
         }
         Operation::ListTagsOfResource => {
             let i: ops::tags::ListTagsOfResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::list_tags_of_resource(svc, i).await
+            ops::tags::list_tags_of_resource(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::PutResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::put_resource_policy(svc, i).await
+            ops::resource_policy::put_resource_policy(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::GetResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::get_resource_policy(svc, i).await
+            ops::resource_policy::get_resource_policy(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::DeleteResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::delete_resource_policy(svc, i).await
+            ops::resource_policy::delete_resource_policy(svc, i)
+                .await
+                .map(Routed::Json)
         }
         Operation::DescribeLimits => {
             // IAM: DescribeLimits has no resource type; it is authorized on "*".
             authz.check(&[Target::new("dynamodb:DescribeLimits", "*")])?;
-            Ok(ops::tables::describe_limits())
+            Ok(Routed::Json(ops::tables::describe_limits()))
         }
         Operation::DescribeEndpoints => {
             authz.check(&[Target::new("dynamodb:DescribeEndpoints", "*")])?;
-            Ok(ops::tables::describe_endpoints(host))
+            Ok(Routed::Json(ops::tables::describe_endpoints(host)))
         }
         Operation::NotImplemented(name) => Err(ApiError::NotImplemented(format!(
             "sealdb does not implement the operation {name} yet"
@@ -456,13 +477,13 @@ async fn dispatch(
             let i: ops::key_admin::KeysInput = decode(body)?;
             let (action, resource) = i.target(k, &svc.config.region, &svc.config.account_id);
             authz.check(&[Target::new(action, resource)])?;
-            ops::key_admin::run(svc, k, i).await
+            ops::key_admin::run(svc, k, i).await.map(Routed::Json)
         }
         Operation::Admin(a) => {
             let i: ops::admin::AdminInput = decode(body)?;
             let (action, resource) = i.target(a, &svc.config.account_id);
             authz.check(&[Target::new(action, resource)])?;
-            ops::admin::run(&svc.catalog, a, i).await
+            ops::admin::run(&svc.catalog, a, i).await.map(Routed::Json)
         }
     }
 }

@@ -317,7 +317,8 @@ pub async fn delete_item(svc: &Arc<Services>, input: DeleteItemInput) -> Result<
     Ok(out)
 }
 
-pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value, ApiError> {
+/// GetItem; the answer is the response body, already serialized.
+pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Vec<u8>, ApiError> {
     let name = table_name(input.table_name)?;
     let key_map = required(input.key, "key")?;
     let cap = capacity::mode(&input.return_consumed_capacity)?;
@@ -352,17 +353,23 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Value,
     let item = read_keyed(svc, &keys, &entry, &at)?.1;
     let consistent = input.consistent_read.unwrap_or(false);
     let size = item.as_ref().map(item_size).unwrap_or(0);
-    let mut out = json!({});
-    if let Some(item) = item {
-        let shown = match &projection {
-            Some(p) => p.apply(&item),
-            None => item,
-        };
-        out["Item"] = to_json(&shown)?;
-    }
+    let shown = match (item, &projection) {
+        (Some(item), Some(p)) => Some(p.apply(&item)),
+        (item, _) => item,
+    };
     let read = capacity::read_units(size, consistent);
-    if let Some(c) = capacity::one(&name, cap, Units { read, write: 0.0 }) {
-        out["ConsumedCapacity"] = c;
-    }
-    Ok(out)
+    let out = GetItemOutput {
+        item: shown.as_ref(),
+        consumed_capacity: capacity::one(&name, cap, Units { read, write: 0.0 }),
+    };
+    serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// GetItem's response, serialized straight from the item (the hottest read path).
+#[derive(serde::Serialize)]
+struct GetItemOutput<'a> {
+    #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
+    item: Option<&'a Item>,
+    #[serde(rename = "ConsumedCapacity", skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<Value>,
 }
