@@ -54,10 +54,7 @@ pub fn global_context(facts: &RequestFacts) -> Context {
     c.insert("aws:SourceIp".into(), s(&facts.source_ip.to_string()));
     c.insert(
         "aws:CurrentTime".into(),
-        s(&facts
-            .now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()),
+        ContextValue::Str(crate::util::rfc3339_utc(facts.now)),
     );
     c.insert(
         "aws:EpochTime".into(),
