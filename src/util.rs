@@ -82,7 +82,7 @@ pub fn rfc3339_utc(t: time::OffsetDateTime) -> String {
     let mut nanos = t.nanosecond();
     if nanos != 0 {
         let mut digits = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             digits -= 1;
         }
