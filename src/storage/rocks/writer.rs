@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 
 use rocksdb::{ColumnFamily, WriteBatch, WriteOptions, DB};
 
+use super::row_cache::RowCache;
 use super::store_err;
 use crate::storage::{Check, CommitError, Space, StoreError, Write};
 
@@ -77,7 +78,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: Arc<DB>, sync_write: WriteOptions) -> Result<Writer, StoreError> {
+    pub fn start(
+        db: Arc<DB>,
+        sync_write: WriteOptions,
+        rows: Arc<RowCache>,
+    ) -> Result<Writer, StoreError> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -85,7 +90,7 @@ impl Writer {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("sealdb-commit".into())
-            .spawn(move || run(&db, &s, &sync_write))
+            .spawn(move || run(&db, &s, &sync_write, &rows))
             .map_err(|e| StoreError::Io(format!("starting the commit writer: {e}")))?;
         Ok(Writer {
             shared,
@@ -145,7 +150,7 @@ impl Drop for CloseOnExit<'_> {
     }
 }
 
-fn run(db: &DB, shared: &Shared, sync_write: &WriteOptions) {
+fn run(db: &DB, shared: &Shared, sync_write: &WriteOptions, rows: &RowCache) {
     let _close = CloseOnExit(shared);
     let mut group = Vec::new();
     loop {
@@ -161,7 +166,7 @@ fn run(db: &DB, shared: &Shared, sync_write: &WriteOptions) {
             }
             std::mem::swap(&mut group, &mut q.pending);
         }
-        apply(db, sync_write, &mut group);
+        apply(db, sync_write, rows, &mut group);
     }
 }
 
@@ -186,7 +191,7 @@ impl<'a> Families<'a> {
 type Overlay<'g> = HashMap<(Space, &'g [u8]), Option<&'g [u8]>>;
 
 /// Decides and writes one group, then answers every commit in it.
-fn apply(db: &DB, sync_write: &WriteOptions, group: &mut Vec<Pending>) {
+fn apply(db: &DB, sync_write: &WriteOptions, rows: &RowCache, group: &mut Vec<Pending>) {
     let cfs = Families::of(db);
     let mut batch = WriteBatch::default();
     let mut overlay: Overlay<'_> = HashMap::new();
@@ -196,12 +201,22 @@ fn apply(db: &DB, sync_write: &WriteOptions, group: &mut Vec<Pending>) {
             .and_then(|()| stage(&cfs, &mut batch, &mut overlay, &p.writes));
         verdicts.push(verdict);
     }
-    drop(overlay);
+    // The row cache follows the items space: its keys go pending before the write and take
+    // their new values after it, before anyone is answered (see `row_cache.rs`).
+    let items = || {
+        overlay
+            .iter()
+            .filter(|((space, _), _)| *space == Space::Items)
+            .map(|((_, key), value)| (*key, *value))
+    };
+    rows.begin_writes(items().map(|(key, _)| key));
     let landed = if batch.is_empty() {
         Ok(())
     } else {
         db.write_opt(batch, sync_write).map_err(store_err)
     };
+    rows.end_writes(items(), landed.is_ok());
+    drop(overlay);
     for (p, verdict) in group.drain(..).zip(verdicts) {
         p.reply
             .send(verdict.and_then(|()| landed.clone().map_err(Into::into)));

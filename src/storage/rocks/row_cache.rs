@@ -1,0 +1,297 @@
+//! The row cache: the latest sealed value of recently read or written item rows, in front of
+//! RocksDB's memtable and block cache.
+//!
+//! Why: a GetItem's `get` walks the items memtable's skiplist (tens of cache-missing hops with
+//! a full 64 MiB memtable), which was ~17% of the server's CPU per GetItem in the issue 2
+//! profiles; a hash lookup here costs a fraction of that. It holds exactly what RocksDB holds,
+//! sealed bytes under HMAC-token keys, so it adds no plaintext to memory.
+//!
+//! Coherence: the commit writer is the only writer of the items space (plus
+//! [`RocksStore::delete_range`](super::RocksStore), which brackets itself with
+//! [`RowCache::begin_clear`]/[`RowCache::end_clear`]). For every key of a group it calls
+//! [`RowCache::begin_writes`] before the group's RocksDB write, which marks the key pending
+//! (readers miss, and nobody may fill it), and [`RowCache::end_writes`] after the write and
+//! before any commit of the group is answered, which stores the new value (or drops the key)
+//! and advances the shard's epoch. A reader that missed fills the cache with what it read from
+//! RocksDB only if its shard's epoch has not moved since the miss and the key is not pending:
+//! otherwise a write may have landed in between and its value could be stale. So an entry is
+//! always the value RocksDB would return now, and a read never sees an older value than an
+//! earlier read did.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+// 64 shards: on the 2-core target two request threads and the writer rarely meet on one lock.
+const SHARDS: usize = 64;
+
+// Bookkeeping per entry (map slot, boxed key and value headers), charged against the budget.
+const ENTRY_OVERHEAD: usize = 64;
+
+enum Slot {
+    /// A write of this key is in flight: readers miss and may not fill.
+    Pending,
+    Value(Box<[u8]>),
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Box<[u8]>, Slot>,
+    /// Bytes held by `Value` entries (with [`ENTRY_OVERHEAD`]).
+    bytes: usize,
+    /// Advanced whenever a write to this shard lands (or a clear ends).
+    epoch: u64,
+    /// Clears in progress: no fills while non-zero.
+    blocked: u32,
+}
+
+impl Shard {
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(Slot::Value(v)) = self.map.remove(key) {
+            self.bytes -= entry_bytes(key, &v);
+        }
+    }
+
+    /// Stores `value` under `key`, replacing what is there. When the shard would pass its
+    /// budget it is emptied first: bounded memory with O(1) amortized cost, and a working set
+    /// that fits the budget stays cached.
+    fn store(&mut self, key: &[u8], value: &[u8], budget: usize) {
+        self.remove(key);
+        let size = entry_bytes(key, value);
+        if size > budget {
+            return;
+        }
+        if self.bytes + size > budget {
+            self.map.retain(|_, slot| matches!(slot, Slot::Pending));
+            self.bytes = 0;
+        }
+        self.map.insert(key.into(), Slot::Value(value.into()));
+        self.bytes += size;
+    }
+}
+
+fn entry_bytes(key: &[u8], value: &[u8]) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
+/// What a lookup found.
+pub(super) enum Lookup {
+    Hit(Vec<u8>),
+    /// Read RocksDB, then hand the value to [`RowCache::fill`] with this ticket.
+    Miss(Ticket),
+}
+
+/// The shard epoch seen at a miss.
+pub(super) struct Ticket {
+    epoch: u64,
+}
+
+pub(super) struct RowCache {
+    shards: Box<[Mutex<Shard>]>,
+    shard_budget: usize,
+}
+
+impl RowCache {
+    /// A cache holding at most about `budget_bytes` of keys and values.
+    pub fn new(budget_bytes: usize) -> RowCache {
+        RowCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_budget: budget_bytes / SHARDS,
+        }
+    }
+
+    // A shard holds only plain data that no panic can leave half-changed.
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
+        // Keys end in HMAC tokens, so their last bytes are uniformly spread; FNV-1a over them
+        // picks the shard without hashing the whole key twice.
+        let tail = &key[key.len().saturating_sub(8)..];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in tail {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let i = (h % SHARDS as u64) as usize;
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn lookup(&self, key: &[u8]) -> Lookup {
+        let shard = self.shard(key);
+        match shard.map.get(key) {
+            Some(Slot::Value(v)) => Lookup::Hit(v.to_vec()),
+            _ => Lookup::Miss(Ticket { epoch: shard.epoch }),
+        }
+    }
+
+    /// Caches what a reader found after `ticket`'s miss, unless a write or clear touched the
+    /// shard since (the value may be stale) or one is in flight for the key. Absent keys are
+    /// not cached.
+    pub fn fill(&self, key: &[u8], ticket: Ticket, value: Option<&[u8]>) {
+        let Some(value) = value else { return };
+        let mut shard = self.shard(key);
+        if shard.epoch != ticket.epoch || shard.blocked > 0 || shard.map.contains_key(key) {
+            return;
+        }
+        let budget = self.shard_budget;
+        shard.store(key, value, budget);
+    }
+
+    /// Before a group's write: its keys go pending.
+    pub fn begin_writes<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        for key in keys {
+            let mut shard = self.shard(key);
+            shard.remove(key);
+            shard.map.insert(key.into(), Slot::Pending);
+        }
+    }
+
+    /// After a group's write, before it is answered: each key's new value (`None`: deleted)
+    /// when the write landed, else nothing (the next reader asks RocksDB).
+    pub fn end_writes<'k>(
+        &self,
+        writes: impl Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
+        landed: bool,
+    ) {
+        let budget = self.shard_budget;
+        for (key, value) in writes {
+            let mut shard = self.shard(key);
+            shard.remove(key);
+            shard.epoch = shard.epoch.wrapping_add(1);
+            if let (true, Some(v)) = (landed, value) {
+                shard.store(key, v, budget);
+            }
+        }
+    }
+
+    /// Before a write the cache cannot follow key by key (a range delete): empties every
+    /// shard and stops fills until [`RowCache::end_clear`].
+    pub fn begin_clear(&self) {
+        for s in self.shards.iter() {
+            let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.blocked += 1;
+            shard.map.retain(|_, slot| matches!(slot, Slot::Pending));
+            shard.bytes = 0;
+        }
+    }
+
+    pub fn end_clear(&self) {
+        for s in self.shards.iter() {
+            let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.blocked = shard.blocked.saturating_sub(1);
+            shard.map.retain(|_, slot| matches!(slot, Slot::Pending));
+            shard.bytes = 0;
+            shard.epoch = shard.epoch.wrapping_add(1);
+        }
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(c: &RowCache, key: &[u8]) -> Option<Vec<u8>> {
+        match c.lookup(key) {
+            Lookup::Hit(v) => Some(v),
+            Lookup::Miss(_) => None,
+        }
+    }
+
+    fn miss(c: &RowCache, key: &[u8]) -> Ticket {
+        match c.lookup(key) {
+            Lookup::Miss(t) => t,
+            Lookup::Hit(_) => panic!("unexpected hit"),
+        }
+    }
+
+    #[test]
+    fn fill_then_hit() {
+        let c = RowCache::new(1 << 20);
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"v1"));
+        assert_eq!(hit(&c, b"k").as_deref(), Some(&b"v1"[..]));
+        let t = miss(&c, b"absent");
+        c.fill(b"absent", t, None);
+        assert!(hit(&c, b"absent").is_none());
+    }
+
+    #[test]
+    fn a_write_landing_after_a_miss_refuses_the_stale_fill() {
+        let c = RowCache::new(1 << 20);
+        let t = miss(&c, b"k");
+        // The reader read "old" from RocksDB; meanwhile a write of "new" ran start to end.
+        c.begin_writes([&b"k"[..]].into_iter());
+        c.end_writes([(&b"k"[..], Some(&b"new"[..]))].into_iter(), true);
+        c.fill(b"k", t, Some(b"old"));
+        assert_eq!(hit(&c, b"k").as_deref(), Some(&b"new"[..]));
+        // Same after a delete, where nothing is left to block the fill but the epoch.
+        let t = miss(&c, b"d");
+        c.begin_writes([&b"d"[..]].into_iter());
+        c.end_writes([(&b"d"[..], None)].into_iter(), true);
+        c.fill(b"d", t, Some(b"old"));
+        assert!(hit(&c, b"d").is_none());
+    }
+
+    #[test]
+    fn a_pending_key_is_neither_served_nor_filled() {
+        let c = RowCache::new(1 << 20);
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"old"));
+        c.begin_writes([&b"k"[..]].into_iter());
+        // A reader between begin and end misses, reads the old value and may not cache it.
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"old"));
+        assert!(hit(&c, b"k").is_none());
+        // A write that failed leaves nothing behind.
+        c.end_writes([(&b"k"[..], Some(&b"new"[..]))].into_iter(), false);
+        assert!(hit(&c, b"k").is_none());
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"old"));
+        assert_eq!(hit(&c, b"k").as_deref(), Some(&b"old"[..]));
+    }
+
+    #[test]
+    fn clears_empty_the_cache_and_block_fills_until_they_end() {
+        let c = RowCache::new(1 << 20);
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"v"));
+        c.begin_clear();
+        assert!(hit(&c, b"k").is_none());
+        let t = miss(&c, b"k");
+        c.fill(b"k", t, Some(b"v"));
+        assert!(hit(&c, b"k").is_none());
+        c.end_clear();
+        assert!(hit(&c, b"k").is_none());
+        assert_eq!(c.bytes(), 0);
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget() {
+        let budget = SHARDS * 4096;
+        let c = RowCache::new(budget);
+        let value = vec![7u8; 1000];
+        for i in 0u32..5000 {
+            let key = i.to_be_bytes();
+            let t = miss(&c, &key);
+            c.fill(&key, t, Some(&value));
+            assert!(c.bytes() <= budget);
+        }
+        // Writes go through the same budget.
+        let keys: Vec<[u8; 4]> = (5000u32..6000).map(u32::to_be_bytes).collect();
+        c.begin_writes(keys.iter().map(|k| &k[..]));
+        c.end_writes(keys.iter().map(|k| (&k[..], Some(&value[..]))), true);
+        assert!(c.bytes() <= budget);
+        assert!(c.bytes() > 0);
+        // A value larger than a shard's share is not cached at all.
+        let big = vec![0u8; budget];
+        let t = miss(&c, b"big");
+        c.fill(b"big", t, Some(&big));
+        assert!(hit(&c, b"big").is_none());
+    }
+}
