@@ -115,10 +115,18 @@ impl RowCache {
     }
 
     pub fn lookup(&self, key: &[u8]) -> Lookup {
+        match self.peek(key, <[u8]>::to_vec) {
+            Ok(value) => Lookup::Hit(value),
+            Err(ticket) => Lookup::Miss(ticket),
+        }
+    }
+
+    /// `f` of the cached value, without copying it out; a miss gives the ticket to fill with.
+    pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, Ticket> {
         let shard = self.shard(key);
         match shard.map.get(key) {
-            Some(Slot::Value(v)) => Lookup::Hit(v.to_vec()),
-            _ => Lookup::Miss(Ticket { epoch: shard.epoch }),
+            Some(Slot::Value(v)) => Ok(f(v)),
+            _ => Err(Ticket { epoch: shard.epoch }),
         }
     }
 

@@ -197,7 +197,7 @@ fn apply(db: &DB, sync_write: &WriteOptions, rows: &RowCache, group: &mut Vec<Pe
     let mut overlay: Overlay<'_> = HashMap::new();
     let mut verdicts: Vec<Result<(), CommitError>> = Vec::with_capacity(group.len());
     for p in group.iter() {
-        let verdict = check(db, &cfs, &overlay, &p.checks)
+        let verdict = check(db, rows, &cfs, &overlay, &p.checks)
             .and_then(|()| stage(&cfs, &mut batch, &mut overlay, &p.writes));
         verdicts.push(verdict);
     }
@@ -226,6 +226,7 @@ fn apply(db: &DB, sync_write: &WriteOptions, rows: &RowCache, group: &mut Vec<Pe
 /// A commit's preconditions against the group's overlay, then the database.
 fn check(
     db: &DB,
+    rows: &RowCache,
     cfs: &Families<'_>,
     overlay: &Overlay<'_>,
     checks: &[Check],
@@ -233,6 +234,20 @@ fn check(
     for (index, c) in checks.iter().enumerate() {
         let holds = match overlay.get(&(c.space, c.key.as_slice())) {
             Some(current) => *current == c.expect.as_deref(),
+            // Item rows: the row cache holds RocksDB's current value (this thread is the only
+            // writer, and no write is in flight between groups).
+            None if c.space == Space::Items => {
+                match rows.peek(&c.key, |v| Some(v) == c.expect.as_deref()) {
+                    Ok(holds) => holds,
+                    Err(ticket) => {
+                        let current = db
+                            .get_pinned_cf(cfs.get(c.space)?, &c.key)
+                            .map_err(store_err)?;
+                        rows.fill(&c.key, ticket, current.as_deref());
+                        current.as_deref() == c.expect.as_deref()
+                    }
+                }
+            }
             None => {
                 let current = db
                     .get_pinned_cf(cfs.get(c.space)?, &c.key)
