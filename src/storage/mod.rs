@@ -490,19 +490,24 @@ pub(crate) mod suite {
 
     /// A compare-and-set increment of the big-endian counter at `key` (Meta space).
     fn increment<S: Store>(s: &S, key: &[u8]) -> (Check, Write) {
-        let cur = s.get(Space::Meta, key).unwrap().unwrap();
+        increment_in(s, Space::Meta, key).1
+    }
+
+    /// The counter at `key` in `space`, and the compare-and-set commit that adds one to it.
+    pub fn increment_in<S: Store>(s: &S, space: Space, key: &[u8]) -> (u64, (Check, Write)) {
+        let cur = s.get(space, key).unwrap().unwrap();
         let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
         let check = Check {
-            space: Space::Meta,
+            space,
             key: key.to_vec(),
             expect: Some(cur),
         };
         let w = Write::Put {
-            space: Space::Meta,
+            space,
             key: key.to_vec(),
             value: (n + 1).to_be_bytes().to_vec(),
         };
-        (check, w)
+        (n, (check, w))
     }
 
     /// Many tasks increment one counter with async compare-and-set commits on a multi-thread

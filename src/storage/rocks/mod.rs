@@ -511,18 +511,7 @@ mod tests {
                     for j in 0..PER_WRITER {
                         let k = key(((w + j) % u64::from(KEYS)) as u8);
                         loop {
-                            let cur = s.get(Space::Items, &k).unwrap().unwrap();
-                            let n = u64::from_be_bytes(cur.as_slice().try_into().unwrap());
-                            let check = Check {
-                                space: Space::Items,
-                                key: k.clone(),
-                                expect: Some(cur),
-                            };
-                            let put = Write::Put {
-                                space: Space::Items,
-                                key: k.clone(),
-                                value: (n + 1).to_be_bytes().to_vec(),
-                            };
+                            let (n, (check, put)) = suite::increment_in(&*s, Space::Items, &k);
                             match s.commit(&[check], &[put]) {
                                 Ok(()) => {
                                     assert!(read(&s, &k) > n, "own write not visible");
