@@ -8,7 +8,8 @@
 //!
 //! Coherence: the commit writer is the only writer of the items space (plus
 //! [`RocksStore::delete_range`](super::RocksStore), which brackets itself with
-//! [`RowCache::begin_clear`]/[`RowCache::end_clear`]). For every key of a group it calls
+//! [`RowCache::begin_clear`]/[`RowCache::end_clear`]; a group whose write overlaps a clear
+//! stores nothing). For every key of a group it calls
 //! [`RowCache::begin_writes`] before the group's RocksDB write, which marks the key pending
 //! (readers miss, and nobody may fill it), and [`RowCache::end_writes`] after the write and
 //! before any commit of the group is answered, which stores the new value (or drops the key)
@@ -19,6 +20,7 @@
 //! earlier read did.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 // 64 shards: on the 2-core target two request threads and the writer rarely meet on one lock.
@@ -85,9 +87,17 @@ pub(super) struct Ticket {
     epoch: u64,
 }
 
+/// The clear count seen when a group's keys went pending.
+pub(super) struct GroupTicket {
+    clears: u64,
+}
+
 pub(super) struct RowCache {
     shards: Box<[Mutex<Shard>]>,
     shard_budget: usize,
+    /// Advanced at the start and at the end of every clear: a group whose write may have
+    /// raced a range delete (which does not go through the writer) does not store its values.
+    clears: AtomicU64,
 }
 
 impl RowCache {
@@ -96,6 +106,7 @@ impl RowCache {
         RowCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_budget: budget_bytes / SHARDS,
+            clears: AtomicU64::new(0),
         }
     }
 
@@ -144,18 +155,24 @@ impl RowCache {
     }
 
     /// Before a group's write: its keys go pending.
-    pub fn begin_writes<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+    pub fn begin_writes<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> GroupTicket {
+        let ticket = GroupTicket {
+            clears: self.clears.load(Ordering::SeqCst),
+        };
         for key in keys {
             let mut shard = self.shard(key);
             shard.remove(key);
             shard.map.insert(key.into(), Slot::Pending);
         }
+        ticket
     }
 
     /// After a group's write, before it is answered: each key's new value (`None`: deleted)
-    /// when the write landed, else nothing (the next reader asks RocksDB).
+    /// when the write landed, else nothing (the next reader asks RocksDB). Nothing is stored
+    /// either when a range delete ran or runs meanwhile: it may have landed after this write.
     pub fn end_writes<'k>(
         &self,
+        ticket: GroupTicket,
         writes: impl Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
         landed: bool,
     ) {
@@ -164,7 +181,8 @@ impl RowCache {
             let mut shard = self.shard(key);
             shard.remove(key);
             shard.epoch = shard.epoch.wrapping_add(1);
-            if let (true, Some(v)) = (landed, value) {
+            let unraced = shard.blocked == 0 && self.clears.load(Ordering::SeqCst) == ticket.clears;
+            if let (true, true, Some(v)) = (landed, unraced, value) {
                 shard.store(key, v, budget);
             }
         }
@@ -173,6 +191,7 @@ impl RowCache {
     /// Before a write the cache cannot follow key by key (a range delete): empties every
     /// shard and stops fills until [`RowCache::end_clear`].
     pub fn begin_clear(&self) {
+        self.clears.fetch_add(1, Ordering::SeqCst);
         for s in self.shards.iter() {
             let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);
             shard.blocked += 1;
@@ -189,6 +208,7 @@ impl RowCache {
             shard.bytes = 0;
             shard.epoch = shard.epoch.wrapping_add(1);
         }
+        self.clears.fetch_add(1, Ordering::SeqCst);
     }
 
     #[cfg(test)]
@@ -234,14 +254,14 @@ mod tests {
         let c = RowCache::new(1 << 20);
         let t = miss(&c, b"k");
         // The reader read "old" from RocksDB; meanwhile a write of "new" ran start to end.
-        c.begin_writes([&b"k"[..]].into_iter());
-        c.end_writes([(&b"k"[..], Some(&b"new"[..]))].into_iter(), true);
+        let g = c.begin_writes([&b"k"[..]].into_iter());
+        c.end_writes(g, [(&b"k"[..], Some(&b"new"[..]))].into_iter(), true);
         c.fill(b"k", t, Some(b"old"));
         assert_eq!(hit(&c, b"k").as_deref(), Some(&b"new"[..]));
         // Same after a delete, where nothing is left to block the fill but the epoch.
         let t = miss(&c, b"d");
-        c.begin_writes([&b"d"[..]].into_iter());
-        c.end_writes([(&b"d"[..], None)].into_iter(), true);
+        let g = c.begin_writes([&b"d"[..]].into_iter());
+        c.end_writes(g, [(&b"d"[..], None)].into_iter(), true);
         c.fill(b"d", t, Some(b"old"));
         assert!(hit(&c, b"d").is_none());
     }
@@ -251,13 +271,13 @@ mod tests {
         let c = RowCache::new(1 << 20);
         let t = miss(&c, b"k");
         c.fill(b"k", t, Some(b"old"));
-        c.begin_writes([&b"k"[..]].into_iter());
+        let g = c.begin_writes([&b"k"[..]].into_iter());
         // A reader between begin and end misses, reads the old value and may not cache it.
         let t = miss(&c, b"k");
         c.fill(b"k", t, Some(b"old"));
         assert!(hit(&c, b"k").is_none());
         // A write that failed leaves nothing behind.
-        c.end_writes([(&b"k"[..], Some(&b"new"[..]))].into_iter(), false);
+        c.end_writes(g, [(&b"k"[..], Some(&b"new"[..]))].into_iter(), false);
         assert!(hit(&c, b"k").is_none());
         let t = miss(&c, b"k");
         c.fill(b"k", t, Some(b"old"));
@@ -280,6 +300,35 @@ mod tests {
     }
 
     #[test]
+    fn a_group_that_raced_a_clear_stores_nothing() {
+        let c = RowCache::new(1 << 20);
+        let put = |k: &'static [u8]| [(k, Some(&b"new"[..]))].into_iter();
+        // The range delete started before the group ended and is still running.
+        let g = c.begin_writes([&b"a"[..]].into_iter());
+        c.begin_clear();
+        c.end_writes(g, put(b"a"), true);
+        assert!(hit(&c, b"a").is_none());
+        c.end_clear();
+        assert!(hit(&c, b"a").is_none());
+        // It ran entirely between the group's start and end.
+        let g = c.begin_writes([&b"b"[..]].into_iter());
+        c.begin_clear();
+        c.end_clear();
+        c.end_writes(g, put(b"b"), true);
+        assert!(hit(&c, b"b").is_none());
+        // It had started before the group and ended before the group did.
+        c.begin_clear();
+        let g = c.begin_writes([&b"c"[..]].into_iter());
+        c.end_clear();
+        c.end_writes(g, put(b"c"), true);
+        assert!(hit(&c, b"c").is_none());
+        // No clear: the value is stored.
+        let g = c.begin_writes([&b"d"[..]].into_iter());
+        c.end_writes(g, put(b"d"), true);
+        assert_eq!(hit(&c, b"d").as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
     fn memory_stays_within_the_budget() {
         let budget = SHARDS * 4096;
         let c = RowCache::new(budget);
@@ -292,8 +341,8 @@ mod tests {
         }
         // Writes go through the same budget.
         let keys: Vec<[u8; 4]> = (5000u32..6000).map(u32::to_be_bytes).collect();
-        c.begin_writes(keys.iter().map(|k| &k[..]));
-        c.end_writes(keys.iter().map(|k| (&k[..], Some(&value[..]))), true);
+        let g = c.begin_writes(keys.iter().map(|k| &k[..]));
+        c.end_writes(g, keys.iter().map(|k| (&k[..], Some(&value[..]))), true);
         assert!(c.bytes() <= budget);
         assert!(c.bytes() > 0);
         // A value larger than a shard's share is not cached at all.

@@ -209,13 +209,13 @@ fn apply(db: &DB, sync_write: &WriteOptions, rows: &RowCache, group: &mut Vec<Pe
             .filter(|((space, _), _)| *space == Space::Items)
             .map(|((_, key), value)| (*key, *value))
     };
-    rows.begin_writes(items().map(|(key, _)| key));
+    let pending = rows.begin_writes(items().map(|(key, _)| key));
     let landed = if batch.is_empty() {
         Ok(())
     } else {
         db.write_opt(batch, sync_write).map_err(store_err)
     };
-    rows.end_writes(items(), landed.is_ok());
+    rows.end_writes(pending, items(), landed.is_ok());
     drop(overlay);
     for (p, verdict) in group.drain(..).zip(verdicts) {
         p.reply
