@@ -197,9 +197,7 @@ fn header_params<'a>(
                 .to_owned(),
         ));
     }
-    let mut tokens = auth
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|t| !t.is_empty());
+    let mut tokens = ascii_tokens(auth);
     let algorithm = tokens.next().unwrap_or_default();
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for token in tokens {
@@ -263,6 +261,24 @@ fn header_params<'a>(
         signature: Cow::Borrowed(signature),
         time,
         security_token: joined_header(headers, &H_X_AMZ_SECURITY_TOKEN),
+    })
+}
+
+/// The non-empty runs of `s` between commas and ASCII whitespace (the Authorization header's
+/// separators), found byte by byte: the separators are ASCII, so every cut is a char boundary.
+pub(super) fn ascii_tokens(s: &str) -> impl Iterator<Item = &str> {
+    let bytes = s.as_bytes();
+    let is_sep = |b: u8| b == b',' || b.is_ascii_whitespace();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while bytes.get(i).is_some_and(|b| is_sep(*b)) {
+            i += 1;
+        }
+        let start = i;
+        while bytes.get(i).is_some_and(|b| !is_sep(*b)) {
+            i += 1;
+        }
+        s.get(start..i).filter(|t| !t.is_empty())
     })
 }
 

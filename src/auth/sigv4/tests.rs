@@ -8,7 +8,7 @@ use hyper::HeaderMap;
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
-use super::parse::parse_amz_date;
+use super::parse::{ascii_tokens, parse_amz_date};
 use super::*;
 
 const AKID: &str = "AKIDTEST";
@@ -706,6 +706,17 @@ fn secrets_are_redacted() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The Authorization header's byte-wise tokenizer cuts exactly where splitting the text on
+    /// commas and ASCII whitespace does, for any text (multi-byte characters included).
+    #[test]
+    fn ascii_tokens_match_splitting_on_separators(s in "[ ,\t\n\x0c\ra-zA-Z0-9=/é€😀]{0,60}") {
+        let expected: Vec<&str> = s
+            .split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .filter(|t| !t.is_empty())
+            .collect();
+        prop_assert_eq!(ascii_tokens(&s).collect::<Vec<_>>(), expected);
+    }
 
     /// Arbitrary bytes in the headers the verifier parses, and arbitrary paths and queries,
     /// give an error or a result, never a panic.
