@@ -16,7 +16,9 @@
 //! Conditional commits: RocksDB has no compare-and-set. The writer is the only thread that
 //! writes commits, so it checks each commit's preconditions against the current state (and the
 //! earlier commits of its own group) with nothing able to change in between. Plain reads take
-//! no lock: a group becomes visible atomically when its write returns.
+//! no store-wide lock: a group becomes visible atomically when its write returns. Single-key
+//! reads of item rows go through the row cache (`row_cache.rs`, one of 64 shard locks for a
+//! hash lookup), which the writer keeps equal to what RocksDB holds.
 
 mod row_cache;
 mod writer;
