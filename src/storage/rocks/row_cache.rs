@@ -351,4 +351,136 @@ mod tests {
         c.fill(b"big", t, Some(&big));
         assert!(hit(&c, b"big").is_none());
     }
+
+    /// A model run: readers (miss, read the store, fill), the writer's groups (pending, land,
+    /// end) and range deletes (begin, land, end) interleaved in any order against a model
+    /// store. Whatever the interleaving, a hit equals the store's current value.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KEYS: u8 = 4;
+        const READERS: usize = 3;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Lookup(usize, u8),
+            ReadStore(usize),
+            Fill(usize),
+            GroupBegin(Vec<(u8, Option<u8>)>),
+            GroupLand,
+            GroupEnd,
+            ClearBegin,
+            ClearLand,
+            ClearEnd,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let write = (0..KEYS, proptest::option::of(any::<u8>()));
+            prop_oneof![
+                4 => (0..READERS, 0..KEYS).prop_map(|(r, k)| Op::Lookup(r, k)),
+                3 => (0..READERS).prop_map(Op::ReadStore),
+                3 => (0..READERS).prop_map(Op::Fill),
+                2 => proptest::collection::vec(write, 1..3).prop_map(Op::GroupBegin),
+                2 => Just(Op::GroupLand),
+                2 => Just(Op::GroupEnd),
+                1 => Just(Op::ClearBegin),
+                1 => Just(Op::ClearLand),
+                1 => Just(Op::ClearEnd),
+            ]
+        }
+
+        /// A reader after its miss: the key, its ticket, and what it read from the store.
+        struct Reader {
+            key: u8,
+            ticket: Ticket,
+            read: Option<Option<u8>>,
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn hits_always_equal_the_store(ops in proptest::collection::vec(op(), 1..80)) {
+                let c = RowCache::new(1 << 20);
+                let mut store: [Option<u8>; KEYS as usize] = [Some(0); KEYS as usize];
+                // Every key starts cached, as after a write.
+                let keys: Vec<[u8; 1]> = (0..KEYS).map(|k| [k]).collect();
+                let g = c.begin_writes(keys.iter().map(|k| &k[..]));
+                c.end_writes(g, keys.iter().map(|k| (&k[..], Some(&[0u8][..]))), true);
+                let mut readers: Vec<Option<Reader>> = (0..READERS).map(|_| None).collect();
+                // The writer's group (one at a time, as the writer thread runs them).
+                let mut group: Option<(GroupTicket, Vec<(u8, Option<u8>)>, bool)> = None;
+                let mut clear = 0u8; // 0 none, 1 begun, 2 landed
+                for op in ops {
+                    match op {
+                        Op::Lookup(r, k) => match c.lookup(&[k]) {
+                            Lookup::Hit(v) => {
+                                prop_assert_eq!(Some(v), store[k as usize].map(|x| vec![x]));
+                            }
+                            Lookup::Miss(ticket) => {
+                                readers[r] = Some(Reader { key: k, ticket, read: None });
+                            }
+                        },
+                        Op::ReadStore(r) => {
+                            if let Some(reader) = readers[r].as_mut() {
+                                reader.read.get_or_insert(store[reader.key as usize]);
+                            }
+                        }
+                        Op::Fill(r) => {
+                            if let Some(Reader { key, ticket, read: Some(v) }) = readers[r].take() {
+                                c.fill(&[key], ticket, v.map(|x| [x]).as_ref().map(|b| &b[..]));
+                            }
+                        }
+                        Op::GroupBegin(writes) => {
+                            if group.is_none() {
+                                let ks: Vec<[u8; 1]> = writes.iter().map(|(k, _)| [*k]).collect();
+                                let t = c.begin_writes(ks.iter().map(|k| &k[..]));
+                                group = Some((t, writes, false));
+                            }
+                        }
+                        Op::GroupLand => {
+                            if let Some((_, writes, landed)) = group.as_mut() {
+                                if !*landed {
+                                    for (k, v) in writes.iter() {
+                                        store[*k as usize] = *v;
+                                    }
+                                    *landed = true;
+                                }
+                            }
+                        }
+                        Op::GroupEnd => {
+                            // A group that never landed is a failed write.
+                            if let Some((t, writes, landed)) = group.take() {
+                                let kv: Vec<([u8; 1], Option<[u8; 1]>)> =
+                                    writes.iter().map(|(k, v)| ([*k], v.map(|x| [x]))).collect();
+                                c.end_writes(
+                                    t,
+                                    kv.iter().map(|(k, v)| (&k[..], v.as_ref().map(|b| &b[..]))),
+                                    landed,
+                                );
+                            }
+                        }
+                        Op::ClearBegin => {
+                            if clear == 0 {
+                                c.begin_clear();
+                                clear = 1;
+                            }
+                        }
+                        Op::ClearLand => {
+                            if clear == 1 {
+                                store = [None; KEYS as usize];
+                                clear = 2;
+                            }
+                        }
+                        Op::ClearEnd => {
+                            if clear == 2 {
+                                c.end_clear();
+                                clear = 0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
