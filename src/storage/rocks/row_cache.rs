@@ -390,6 +390,9 @@ mod tests {
             ]
         }
 
+        /// The writer's open group: its ticket, its writes, and whether they landed.
+        type Group = (GroupTicket, Vec<(u8, Option<u8>)>, bool);
+
         /// A reader after its miss: the key, its ticket, and what it read from the store.
         struct Reader {
             key: u8,
@@ -409,7 +412,7 @@ mod tests {
                 c.end_writes(g, keys.iter().map(|k| (&k[..], Some(&[0u8][..]))), true);
                 let mut readers: Vec<Option<Reader>> = (0..READERS).map(|_| None).collect();
                 // The writer's group (one at a time, as the writer thread runs them).
-                let mut group: Option<(GroupTicket, Vec<(u8, Option<u8>)>, bool)> = None;
+                let mut group: Option<Group> = None;
                 let mut clear = 0u8; // 0 none, 1 begun, 2 landed
                 for op in ops {
                     match op {
