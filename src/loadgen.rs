@@ -23,6 +23,9 @@ pub struct BenchOptions {
     pub item_bytes: usize,
     /// Distinct items written (and then read).
     pub keys: usize,
+    /// Every scenario runs `rounds` times for `duration / rounds`, the scenarios taking turns,
+    /// so that a slow spell of a shared machine hits every row alike.
+    pub rounds: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ pub struct BenchResult {
     /// and server together when the server runs in-process. Less sensitive than req/s to
     /// other load on a shared machine; `None` where /proc is unavailable.
     pub cpu_us_per_req: Option<f64>,
+    /// This row's rate as a fraction of the bare hyper row's in the same round, the median
+    /// over the rounds (1.0 for the bare row itself).
+    pub vs_bare: f64,
 }
 
 impl BenchResult {
@@ -48,15 +54,30 @@ impl BenchResult {
 /// Builds request `i` of a connection's sequence.
 pub type RequestFactory = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
 
+/// What one timed slice of one scenario measured.
+struct Slice {
+    ok: u64,
+    err: u64,
+    seconds: f64,
+    cpu_seconds: Option<f64>,
+    /// Latency of every request, in µs.
+    lat: Vec<u64>,
+}
+
+impl Slice {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.seconds.max(1e-9)
+    }
+}
+
 /// Drives `connections` keep-alive connections for `duration`, each sending requests back to
 /// back; counts non-2xx responses as errors.
-pub async fn drive(
-    name: &str,
+async fn drive_slice(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
-    factory: RequestFactory,
-) -> Result<BenchResult, String> {
+    factory: &RequestFactory,
+) -> Result<Slice, String> {
     let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let deadline = start + duration;
@@ -106,10 +127,36 @@ pub async fn drive(
         lat.extend(l);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let cpu_us_per_req = match (cpu_start, process_cpu_seconds()) {
-        (Some(a), Some(b)) if ok > 0 => Some((b - a) * 1e6 / ok as f64),
+    let cpu_seconds = match (cpu_start, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    Ok(Slice {
+        ok,
+        err,
+        seconds,
+        cpu_seconds,
+        lat,
+    })
+}
+
+/// One scenario's slices (one per round) as one result; `vs_bare` is the median over rounds of
+/// this scenario's rate divided by the bare row's rate in the same round.
+fn summarize(name: &str, slices: Vec<Slice>, bare: Option<&[Slice]>) -> BenchResult {
+    let (mut requests, mut errors, mut seconds) = (0u64, 0u64, 0f64);
+    let mut cpu = Some(0f64);
+    let mut lat = Vec::new();
+    let mut ratios = Vec::new();
+    for (i, s) in slices.into_iter().enumerate() {
+        if let Some(b) = bare.and_then(|b| b.get(i)) {
+            ratios.push(s.rps() / b.rps().max(1e-9));
+        }
+        requests += s.ok;
+        errors += s.err;
+        seconds += s.seconds;
+        cpu = cpu.zip(s.cpu_seconds).map(|(a, b)| a + b);
+        lat.extend(s.lat);
+    }
     lat.sort_unstable();
     let pct = |p: f64| -> u64 {
         if lat.is_empty() {
@@ -118,15 +165,28 @@ pub async fn drive(
             lat[((lat.len() - 1) as f64 * p) as usize]
         }
     };
-    Ok(BenchResult {
+    BenchResult {
         name: name.to_string(),
-        requests: ok,
-        errors: err,
+        requests,
+        errors,
         seconds,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
-        cpu_us_per_req,
-    })
+        cpu_us_per_req: cpu
+            .filter(|_| requests > 0)
+            .map(|c| c * 1e6 / requests as f64),
+        vs_bare: bare.map(|_| median(&mut ratios)).unwrap_or(1.0),
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 // Linux reports /proc times in USER_HZ, which is 100 on every mainstream distribution.
@@ -328,13 +388,13 @@ fn key_body(table: &str, i: u64, keys: usize) -> Vec<u8> {
     serde_json::to_vec(&json!({"TableName": table, "Key": {"pk": {"S": pk}}})).unwrap_or_default()
 }
 
-/// The whole comparison: bare hyper, then PutItem, then GetItem against `signer.addr`.
+/// The whole comparison against `signer.addr`: bare hyper, PutItem, a GetItem-sized exchange
+/// and GetItem, in that order in every round.
 pub async fn run(
     opts: &BenchOptions,
     signer: Arc<Signer>,
     table: &str,
 ) -> Result<Vec<BenchResult>, String> {
-    let mut out = Vec::new();
     let bare = start_bare_hyper().await?;
     // Built once, like the presigned requests below, so both sides pay the same per request.
     let bare_headers = header_map(&[("host".to_string(), bare.to_string())]);
@@ -344,16 +404,6 @@ pub async fn run(
         *req.headers_mut() = bare_headers.clone();
         req
     });
-    out.push(
-        drive(
-            "bare hyper (fixed JSON)",
-            bare,
-            opts.connections,
-            opts.duration,
-            bare_factory,
-        )
-        .await?,
-    );
 
     // Create the table (ignore "already exists").
     let create = json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
@@ -377,17 +427,6 @@ pub async fn run(
         "PutItem",
         (0..keys as u64).map(|i| item_body(table, i, keys, size)),
     ));
-    let put: RequestFactory = Arc::new(move |i| puts.request(i));
-    out.push(
-        drive(
-            &format!("sealdb PutItem ({size} B items)"),
-            signer.addr,
-            opts.connections,
-            opts.duration,
-            put,
-        )
-        .await?,
-    );
     let gets = Arc::new(Presigned::new(
         &signer,
         "GetItem",
@@ -397,32 +436,43 @@ pub async fn run(
     // headers) with no work behind it: how much of GetItem's cost is the exchange itself.
     let sized = start_fixed_hyper(Bytes::from(get_response_body(size)), true).await?;
     let ceiling_gets = gets.clone();
-    out.push(
-        drive(
-            "hyper, GetItem-sized exchange",
-            sized,
-            opts.connections,
-            opts.duration,
-            Arc::new(move |i| ceiling_gets.request(i)),
-        )
-        .await?,
-    );
-    let get: RequestFactory = Arc::new(move |i| gets.request(i));
-    out.push(
-        drive(
-            &format!("sealdb GetItem ({size} B items)"),
+    // PutItem precedes GetItem in every round, so the first round's reads find their items.
+    let scenarios: [(String, SocketAddr, RequestFactory); 4] = [
+        ("bare hyper (fixed JSON)".into(), bare, bare_factory),
+        (
+            format!("sealdb PutItem ({size} B items)"),
             signer.addr,
-            opts.connections,
-            opts.duration,
-            get,
-        )
-        .await?,
-    );
+            Arc::new(move |i| puts.request(i)),
+        ),
+        (
+            "hyper, GetItem-sized exchange".into(),
+            sized,
+            Arc::new(move |i| ceiling_gets.request(i)),
+        ),
+        (
+            format!("sealdb GetItem ({size} B items)"),
+            signer.addr,
+            Arc::new(move |i| gets.request(i)),
+        ),
+    ];
+    let rounds = opts.rounds.max(1);
+    let slice = opts.duration / rounds as u32;
+    let mut slices: [Vec<Slice>; 4] = Default::default();
+    for _ in 0..rounds {
+        for (k, (_, addr, factory)) in scenarios.iter().enumerate() {
+            slices[k].push(drive_slice(*addr, opts.connections, slice, factory).await?);
+        }
+    }
+    let [bare_slices, rest @ ..] = slices;
+    let mut out = Vec::with_capacity(scenarios.len());
+    for ((name, _, _), s) in scenarios.iter().skip(1).zip(rest) {
+        out.push(summarize(name, s, Some(&bare_slices)));
+    }
+    out.insert(0, summarize(&scenarios[0].0, bare_slices, None));
     Ok(out)
 }
 
 pub fn report(results: &[BenchResult]) -> String {
-    let base = results.first().map(|r| r.rps()).unwrap_or(1.0);
     let mut s = format!(
         "{:<34} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12}\n",
         "scenario", "req/s", "errors", "p50 µs", "p99 µs", "vs bare", "CPU µs/req"
@@ -439,7 +489,7 @@ pub fn report(results: &[BenchResult]) -> String {
             r.errors,
             r.p50_us,
             r.p99_us,
-            100.0 * r.rps() / base,
+            100.0 * r.vs_bare,
             cpu
         ));
     }
@@ -473,11 +523,57 @@ mod tests {
             p50_us: 1,
             p99_us: 2,
             cpu_us_per_req: cpu,
+            vs_bare: requests as f64 / 1000.0,
         };
         let text = report(&[r("bare", 1000, Some(12.34)), r("get", 500, None)]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("CPU µs/req"));
         assert!(lines[1].contains("100%") && lines[1].ends_with("12.3"));
         assert!(lines[2].contains("50%") && lines[2].ends_with('-'));
+    }
+
+    fn slice(ok: u64, seconds: f64, cpu: Option<f64>, lat: &[u64]) -> Slice {
+        Slice {
+            ok,
+            err: 0,
+            seconds,
+            cpu_seconds: cpu,
+            lat: lat.to_vec(),
+        }
+    }
+
+    #[test]
+    fn rounds_are_compared_with_the_bare_row_of_the_same_round() {
+        // Round 2 is a slow spell of the machine for the bare row only: its ratio (0.8) is an
+        // outlier that the median drops, where a ratio of totals would give 135/250 = 0.54.
+        let bare = [
+            slice(100, 1.0, Some(0.5), &[1]),
+            slice(50, 1.0, Some(0.5), &[2]),
+            slice(100, 1.0, Some(0.5), &[3]),
+        ];
+        let get = vec![
+            slice(50, 1.0, Some(0.25), &[10, 30]),
+            slice(40, 1.0, Some(0.25), &[20]),
+            slice(45, 1.0, Some(0.5), &[40]),
+        ];
+        let r = summarize("get", get, Some(&bare));
+        assert_eq!(r.requests, 135);
+        assert!((r.vs_bare - 0.5).abs() < 1e-9, "{}", r.vs_bare);
+        assert!((r.rps() - 45.0).abs() < 1e-9);
+        assert_eq!((r.p50_us, r.p99_us), (20, 30));
+        let cpu = r.cpu_us_per_req.unwrap();
+        assert!((cpu - 1e6 / 135.0).abs() < 1e-6, "{cpu}");
+        let b = summarize("bare", bare.into_iter().collect(), None);
+        assert_eq!(b.vs_bare, 1.0);
+        // One round without a CPU reading: no CPU figure rather than a wrong one.
+        let partial = summarize("x", vec![slice(1, 1.0, None, &[1])], None);
+        assert_eq!(partial.cpu_us_per_req, None);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

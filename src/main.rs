@@ -88,9 +88,13 @@ struct BenchArgs {
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
-    /// Seconds per scenario.
+    /// Seconds per scenario (over all rounds).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds: the scenarios take turns, each running `seconds / rounds` per round; "vs bare"
+    /// is the median over rounds of the ratio to the bare row of the same round.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Item size in bytes.
     #[arg(long, default_value_t = 1024)]
     item_bytes: usize,
@@ -447,11 +451,13 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         duration: std::time::Duration::from_secs(args.seconds),
         item_bytes: args.item_bytes,
         keys: args.keys,
+        rounds: args.rounds.max(1),
     };
     outln!(
-        "sealdb bench: {} connections, {} s per scenario, {} B items, {} keys, {} cores",
+        "sealdb bench: {} connections, {} s per scenario in {} rounds, {} B items, {} keys, {} cores",
         opts.connections,
         args.seconds,
+        opts.rounds,
         opts.item_bytes,
         opts.keys,
         std::thread::available_parallelism()

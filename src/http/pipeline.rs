@@ -331,133 +331,157 @@ async fn dispatch(
         Operation::CreateTable => {
             let i: CreateTableInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tables::create_table(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tables::create_table(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::DescribeTable => {
             let i: TableNameInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::tables::describe_table(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tables::describe_table(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::DeleteTable => {
             let i: TableNameInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::tables::delete_table(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tables::delete_table(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::ListTables => {
             let i: ListTablesInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tables::list_tables(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tables::list_tables(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::PutItem => {
             let i: PutItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::put_item(svc, i).await.map(Routed::Json)
+            Box::pin(ops::items::put_item(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::GetItem => {
             let i: GetItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::get_item(svc, i).await.map(Routed::Encoded)
+            Box::pin(ops::items::get_item(svc, i))
+                .await
+                .map(Routed::Encoded)
         }
         Operation::DeleteItem => {
             let i: DeleteItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::items::delete_item(svc, i).await.map(Routed::Json)
+            Box::pin(ops::items::delete_item(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::UpdateItem => {
             let i: UpdateItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::update::update_item(svc, i).await.map(Routed::Json)
+            Box::pin(ops::update::update_item(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::Query => {
             let i: QueryInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::query::query(svc, i).await.map(Routed::Json)
+            Box::pin(ops::query::query(svc, i)).await.map(Routed::Json)
         }
         Operation::Scan => {
             let i: ScanInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::query::scan(svc, i).await.map(Routed::Json)
+            Box::pin(ops::query::scan(svc, i)).await.map(Routed::Json)
         }
         Operation::BatchGetItem => {
             let i: BatchGetItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::batch::batch_get_item(svc, i).await.map(Routed::Json)
+            Box::pin(ops::batch::batch_get_item(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::BatchWriteItem => {
             let i: BatchWriteItemInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::batch::batch_write_item(svc, i).await.map(Routed::Json)
+            Box::pin(ops::batch::batch_write_item(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::TransactGetItems => {
             let i: TransactGetItemsInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::transact::transact_get_items(svc, i)
+            Box::pin(ops::transact::transact_get_items(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::TransactWriteItems => {
             let i: TransactWriteItemsInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::transact::transact_write_items(svc, i, body)
+            Box::pin(ops::transact::transact_write_items(svc, i, body))
                 .await
                 .map(Routed::Json)
         }
         Operation::UpdateTable => {
             let i: ops::update_table::UpdateTableInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::update_table::update_table(svc, i)
+            Box::pin(ops::update_table::update_table(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::UpdateTimeToLive => {
             let i: ops::ttl::UpdateTimeToLiveInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::ttl::update_time_to_live(svc, i)
+            Box::pin(ops::ttl::update_time_to_live(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::DescribeTimeToLive => {
             let i: TableNameInput = decode(body)?;
             authz.check(&crate::iam::targets::describe_ttl_targets(svc, &i)?)?;
-            ops::ttl::describe_time_to_live(svc, i)
+            Box::pin(ops::ttl::describe_time_to_live(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::TagResource => {
             let i: ops::tags::TagResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::tag_resource(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tags::tag_resource(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::UntagResource => {
             let i: ops::tags::UntagResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::untag_resource(svc, i).await.map(Routed::Json)
+            Box::pin(ops::tags::untag_resource(svc, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::ListTagsOfResource => {
             let i: ops::tags::ListTagsOfResourceInput = decode(body)?;
             authz.check(&t(svc, &i)?)?;
-            ops::tags::list_tags_of_resource(svc, i)
+            Box::pin(ops::tags::list_tags_of_resource(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::PutResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::put_resource_policy(svc, i)
+            Box::pin(ops::resource_policy::put_resource_policy(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::GetResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::get_resource_policy(svc, i)
+            Box::pin(ops::resource_policy::get_resource_policy(svc, i))
                 .await
                 .map(Routed::Json)
         }
         Operation::DeleteResourcePolicy => {
             let i: ops::resource_policy::ResourcePolicyInput = decode(body)?;
             authz.check(&t(svc, &(op, &i))?)?;
-            ops::resource_policy::delete_resource_policy(svc, i)
+            Box::pin(ops::resource_policy::delete_resource_policy(svc, i))
                 .await
                 .map(Routed::Json)
         }
@@ -477,13 +501,17 @@ async fn dispatch(
             let i: ops::key_admin::KeysInput = decode(body)?;
             let (action, resource) = i.target(k, &svc.config.region, &svc.config.account_id);
             authz.check(&[Target::new(action, resource)])?;
-            ops::key_admin::run(svc, k, i).await.map(Routed::Json)
+            Box::pin(ops::key_admin::run(svc, k, i))
+                .await
+                .map(Routed::Json)
         }
         Operation::Admin(a) => {
             let i: ops::admin::AdminInput = decode(body)?;
             let (action, resource) = i.target(a, &svc.config.account_id);
             authz.check(&[Target::new(action, resource)])?;
-            ops::admin::run(&svc.catalog, a, i).await.map(Routed::Json)
+            Box::pin(ops::admin::run(&svc.catalog, a, i))
+                .await
+                .map(Routed::Json)
         }
     }
 }
