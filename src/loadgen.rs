@@ -4,6 +4,10 @@
 //! encryption all on, over the same number of keep-alive HTTP/1.1 connections. A fourth row
 //! replays the signed GetItem requests against a hyper server that answers a fixed body of
 //! GetItem's response size: what the exchange costs with no work behind it.
+//!
+//! The scenarios take turns in short slices (`rounds`), and each row's "vs bare" is the median
+//! of its per-round ratio to the bare row: on a shared VM the bare figure alone moves by a
+//! third within minutes, which one long phase per row would credit to a single row.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

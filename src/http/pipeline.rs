@@ -318,6 +318,9 @@ impl Authorizer<'_> {
     }
 }
 
+/// Steps 4-6 for one operation. Each operation's future is boxed: unboxed, every request's
+/// future would be as large as the largest operation's (5.7 KB, moved by value into hyper's
+/// dispatcher per request); boxed, it is 2.4 KB plus one allocation of the operation's size.
 async fn dispatch(
     svc: &Arc<Services>,
     authz: &mut Authorizer<'_>,
