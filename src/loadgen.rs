@@ -55,6 +55,9 @@ impl BenchResult {
     }
 }
 
+/// More rounds than this would make slices too short to mean anything.
+pub const MAX_ROUNDS: usize = 1000;
+
 /// Builds request `i` of a connection's sequence.
 pub type RequestFactory = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
 
@@ -459,8 +462,9 @@ pub async fn run(
             Arc::new(move |i| gets.request(i)),
         ),
     ];
-    let rounds = opts.rounds.max(1);
-    let slice = opts.duration / rounds as u32;
+    // Bounded so the division below can neither truncate the count nor divide by zero.
+    let rounds = opts.rounds.clamp(1, MAX_ROUNDS);
+    let slice = opts.duration / u32::try_from(rounds).unwrap_or(1);
     let mut slices: [Vec<Slice>; 4] = Default::default();
     for _ in 0..rounds {
         for (k, (_, addr, factory)) in scenarios.iter().enumerate() {

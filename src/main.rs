@@ -451,7 +451,7 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         duration: std::time::Duration::from_secs(args.seconds),
         item_bytes: args.item_bytes,
         keys: args.keys,
-        rounds: args.rounds.max(1),
+        rounds: args.rounds.clamp(1, sealdb::loadgen::MAX_ROUNDS),
     };
     outln!(
         "sealdb bench: {} connections, {} s per scenario in {} rounds, {} B items, {} keys, {} cores",
