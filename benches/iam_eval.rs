@@ -87,9 +87,9 @@ fn principal(name: &str) -> PrincipalInfo {
     }
 }
 
-fn context() -> HashMap<String, ContextValue> {
+fn context() -> Vec<(String, ContextValue)> {
     let s = |v: &str| ContextValue::Str(v.into());
-    HashMap::from([
+    Vec::from([
         ("aws:SourceIp".into(), s("10.1.2.3")),
         ("aws:SecureTransport".into(), ContextValue::Bool(true)),
         ("aws:CurrentTime".into(), s("2025-06-01T12:00:00Z")),
@@ -193,6 +193,7 @@ fn bench(c: &mut Criterion) {
             action,
             resource,
             context: &ctx,
+            facts: None,
         };
         black_box(evaluate(&req, &set));
     };
@@ -204,6 +205,7 @@ fn bench(c: &mut Criterion) {
             action,
             resource,
             context: &ctx,
+            facts: None,
         };
         assert_eq!(
             evaluate(&req, &set).is_allowed(),
@@ -239,6 +241,7 @@ fn bench(c: &mut Criterion) {
             action,
             resource,
             context: &ctx,
+            facts: None,
         };
         let set = PolicySet {
             identity: pols,

@@ -620,12 +620,12 @@ fn simulate(text: &str) -> Result<sealdb::iam::eval::Decision, String> {
     let resource = req["resource"]
         .as_str()
         .ok_or("resource: a string is required")?;
-    let mut context = std::collections::HashMap::new();
+    let mut context = Vec::new();
     if let Some(m) = req["context"].as_object() {
         for (k, v) in m {
             let cv = ContextValue::from_json(v)
                 .ok_or_else(|| format!("context.{k}: unsupported value {v}"))?;
-            context.insert(k.clone(), cv);
+            context.push((k.clone(), cv));
         }
     }
     Ok(evaluate(
@@ -634,6 +634,7 @@ fn simulate(text: &str) -> Result<sealdb::iam::eval::Decision, String> {
             action,
             resource,
             context: &context,
+            facts: None,
         },
         &PolicySet {
             identity: &identity,

@@ -8,7 +8,9 @@ pub mod principals;
 pub mod tables;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -75,8 +77,10 @@ pub struct Catalog {
     system_key: Key32,
     pub account: String,
     pub region: String,
-    tables: RwLock<HashMap<String, Arc<TableEntry>>>,
-    principals: RwLock<Arc<PrincipalIndex>>,
+    /// Read by every request without a lock; replaced whole (copy on write) by the mutations,
+    /// which `mutate` serializes, so no update is lost.
+    tables: ArcSwap<HashMap<String, Arc<TableEntry>>>,
+    principals: ArcSwap<PrincipalIndex>,
     /// Serializes catalog mutations (rare: DDL and IAM administration).
     mutate: tokio::sync::Mutex<()>,
 }
@@ -164,8 +168,8 @@ impl Catalog {
             system_key,
             account: account.to_string(),
             region: region.to_string(),
-            tables: RwLock::new(HashMap::new()),
-            principals: RwLock::new(Arc::new(PrincipalIndex::default())),
+            tables: ArcSwap::from_pointee(HashMap::new()),
+            principals: ArcSwap::from_pointee(PrincipalIndex::default()),
             mutate: tokio::sync::Mutex::new(()),
         };
         cat.load().await?;
@@ -210,12 +214,8 @@ impl Catalog {
             );
         }
         let index = self.load_principals()?;
-        if let Ok(mut t) = self.tables.write() {
-            *t = tables;
-        }
-        if let Ok(mut p) = self.principals.write() {
-            *p = Arc::new(index);
-        }
+        self.tables.store(Arc::new(tables));
+        self.principals.store(Arc::new(index));
         Ok(())
     }
 
@@ -255,23 +255,23 @@ impl Catalog {
     // ---- tables -------------------------------------------------------------------------
 
     pub fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
-        self.tables.read().ok()?.get(name).cloned()
+        self.tables.load().get(name).cloned()
+    }
+
+    /// Replaces the table map with an edited copy. Callers hold `mutate`.
+    fn edit_tables(&self, edit: impl FnOnce(&mut HashMap<String, Arc<TableEntry>>)) {
+        let mut tables = HashMap::clone(&self.tables.load());
+        edit(&mut tables);
+        self.tables.store(Arc::new(tables));
     }
 
     /// Every live table (background work: key refresh).
     pub fn tables(&self) -> Vec<Arc<TableEntry>> {
-        self.tables
-            .read()
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default()
+        self.tables.load().values().cloned().collect()
     }
 
     pub fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .tables
-            .read()
-            .map(|t| t.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> = self.tables.load().keys().cloned().collect();
         names.sort();
         names
     }
@@ -309,9 +309,9 @@ impl Catalog {
             keys: Arc::new(KeySlot::with_keys(keys)),
             stats: Arc::new(TableStats::default()),
         });
-        if let Ok(mut t) = self.tables.write() {
+        self.edit_tables(|t| {
             t.insert(entry.def.name.clone(), entry.clone());
-        }
+        });
         Ok(entry)
     }
 
@@ -356,9 +356,9 @@ impl Catalog {
             keys: current.keys.clone(),
             stats: current.stats.clone(),
         });
-        if let Ok(mut t) = self.tables.write() {
+        self.edit_tables(|t| {
             t.insert(entry.def.name.clone(), entry.clone());
-        }
+        });
         Ok((entry, out))
     }
 
@@ -387,19 +387,16 @@ impl Catalog {
         })
         .await?;
         entry.keys.forget();
-        if let Ok(mut t) = self.tables.write() {
+        self.edit_tables(|t| {
             t.remove(name);
-        }
+        });
         Ok(entry)
     }
 
     // ---- principals ---------------------------------------------------------------------
 
     pub fn principals(&self) -> Arc<PrincipalIndex> {
-        self.principals
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_default()
+        self.principals.load_full()
     }
 
     // Mutations of principals (users, groups, roles): principals/store.rs.

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::auth::sigv4::{self, KeyLookup, KeyMaterial, RequestParts, VerifyConfig};
 use crate::catalog::principals::{PrincipalIndex, Subject};
 use crate::error::ApiError;
-use crate::iam::context::{global_context, RequestFacts, Target};
+use crate::iam::context::{RequestFacts, Target};
 use crate::iam::eval::{evaluate, AuthzRequest, Decision, Effect, PolicySet, PolicyType};
 use crate::ops::{self, Services};
 use crate::protocol::Operation;
@@ -192,16 +192,10 @@ async fn route(
         ));
     }
     let principal = key.subject.clone();
-    let facts = RequestFacts {
-        source_ip: conn.peer.ip(),
-        secure_transport: conn.secure,
-        now,
-        region: svc.config.region.clone(),
-    };
     let mut authz = Authorizer {
         svc,
         principal: &principal,
-        context: global_context(&facts),
+        facts: RequestFacts::new(conn.peer.ip(), conn.secure, now, &svc.config.region),
         tables: HashMap::new(),
         request_id,
     };
@@ -219,25 +213,26 @@ async fn route(
 struct Authorizer<'a> {
     svc: &'a Services,
     principal: &'a Subject,
-    /// Tables whose resource-based policy this request consulted (one lookup per table).
+    /// Tables whose resource-based policy this request consulted (one lookup per table), for
+    /// targets that do not carry their table already.
     tables: HashMap<String, Option<Arc<crate::catalog::tables::TableEntry>>>,
-    context: HashMap<String, crate::iam::eval::ContextValue>,
+    /// The global condition keys, read by the evaluator only when a policy asks.
+    facts: RequestFacts<'a>,
     request_id: &'a str,
 }
 
 impl Authorizer<'_> {
     fn check(&mut self, targets: &[Target]) -> Result<(), ApiError> {
         for t in targets {
-            // Operation keys go into the request's context for this target only.
-            for (k, v) in &t.keys {
-                self.context.insert(k.clone(), v.clone());
-            }
-            let table = ops::resource_policy::table_name_in(&t.resource).and_then(|name| {
-                self.tables
-                    .entry(name.to_string())
-                    .or_insert_with(|| self.svc.catalog.table(name))
-                    .clone()
-            });
+            let table = match &t.table {
+                Some(entry) => Some(entry.clone()),
+                None => ops::resource_policy::table_name_in(&t.resource).and_then(|name| {
+                    self.tables
+                        .entry(name.to_string())
+                        .or_insert_with(|| self.svc.catalog.table(name))
+                        .clone()
+                }),
+            };
             // For sts:AssumeRole the role's trust policy fills the resource-based slot (and
             // must itself allow the caller); an unknown role is denied like an untrusting one.
             let assume = t.action.eq_ignore_ascii_case(ASSUME_ROLE);
@@ -256,7 +251,6 @@ impl Authorizer<'_> {
                     .and_then(|e| e.def.resource_policy.as_ref())
                     .map(|p| &*p.compiled),
             };
-            let context = &self.context;
             let decision = if assume && trust.is_none() {
                 Decision {
                     decision: Effect::ImplicitDeny,
@@ -270,7 +264,9 @@ impl Authorizer<'_> {
                         principal: &self.principal.info,
                         action: &t.action,
                         resource: &t.resource,
-                        context,
+                        // Operation keys count for this target only.
+                        context: &t.keys,
+                        facts: Some(&self.facts),
                     },
                     &PolicySet {
                         identity: &self.principal.policies,
@@ -284,9 +280,6 @@ impl Authorizer<'_> {
                 Effect::ExplicitDeny => "ExplicitDeny",
                 Effect::ImplicitDeny => "ImplicitDeny",
             };
-            for (k, _) in &t.keys {
-                self.context.remove(k);
-            }
             self.svc.audit.decision(
                 self.request_id,
                 &self.principal.info.arn,

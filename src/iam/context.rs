@@ -1,23 +1,38 @@
 //! Request -> what must be authorized: every (action, resource ARN) pair with its condition
-//! keys. Global keys (`aws:*`) are built once per request; operation keys per target.
+//! keys. Global keys (`aws:*`) come from the request's [`RequestFacts`], read on demand;
+//! operation keys are built per target.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use time::OffsetDateTime;
 
-use super::eval::ContextValue;
+use super::eval::{ContextValue, Val};
+use super::variables::GlobalKey;
+use crate::catalog::tables::TableEntry;
 use crate::protocol::attr::{AttributeValue, Item};
 
-pub type Context = HashMap<String, ContextValue>;
-
 /// One authorization check of a request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub action: String,
     pub resource: String,
     /// Operation-specific keys (`dynamodb:*`), added to the global ones.
-    pub keys: Vec<(String, ContextValue)>,
+    pub keys: Context,
+    /// The live table `resource` names, when the mapping looked it up (its tags, key schema
+    /// and resource policy): the authorizer reuses it instead of a second catalog lookup.
+    pub table: Option<Arc<TableEntry>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("action", &self.action)
+            .field("resource", &self.resource)
+            .field("keys", &self.keys)
+            .field("table", &self.table.as_ref().map(|e| &e.def.name))
+            .finish()
+    }
 }
 
 impl Target {
@@ -26,7 +41,14 @@ impl Target {
             action: action.into(),
             resource: resource.into(),
             keys: Vec::new(),
+            table: None,
         }
+    }
+
+    /// The name of the looked-up table's partition key attribute.
+    pub fn hash_key_name(&self) -> Option<String> {
+        let e = self.table.as_ref()?;
+        Some(e.def.key_schema.hash.name.clone())
     }
 
     pub fn with(mut self, key: &str, value: ContextValue) -> Target {
@@ -35,37 +57,62 @@ impl Target {
     }
 }
 
-/// What the transport knows about a request.
-pub struct RequestFacts {
-    pub source_ip: IpAddr,
-    pub secure_transport: bool,
-    pub now: OffsetDateTime,
-    pub region: String,
+/// The condition keys an operation adds for one target (`dynamodb:*`, tags), as AWS spells them.
+pub type Context = Vec<(String, ContextValue)>;
+
+/// The global condition keys of a request that come from the transport and the clock:
+/// `aws:SourceIp`, `aws:CurrentTime`, `aws:EpochTime`, `aws:SecureTransport` and
+/// `aws:RequestedRegion`. The evaluator reads them through [`GlobalKey`] when a policy asks,
+/// and their text is formatted at most once per request, on first use: most policies never
+/// read them, and formatting all of them cost every request five allocations. (The keys
+/// describing the principal are derived from the principal the same way.)
+pub struct RequestFacts<'a> {
+    source_ip: IpAddr,
+    secure_transport: bool,
+    now: OffsetDateTime,
+    region: &'a str,
+    source_ip_text: OnceLock<String>,
+    current_time: OnceLock<String>,
+    epoch_time: OnceLock<String>,
 }
 
-/// The global condition keys of a request that come from the transport and the clock
-/// (`aws:SourceIp`, `aws:CurrentTime`, ...). The keys describing the principal
-/// (`aws:PrincipalArn`, `aws:username`, `aws:PrincipalTag/*`, ...) are not copied in: the
-/// evaluator derives them from the principal when a policy asks (`iam::eval::Ctx`), which
-/// spares every request a dozen string allocations for keys most policies never read.
-pub fn global_context(facts: &RequestFacts) -> Context {
-    let mut c = Context::with_capacity(8);
-    let s = |v: &str| ContextValue::Str(v.to_string());
-    c.insert("aws:SourceIp".into(), s(&facts.source_ip.to_string()));
-    c.insert(
-        "aws:CurrentTime".into(),
-        ContextValue::Str(crate::util::rfc3339_utc(facts.now)),
-    );
-    c.insert(
-        "aws:EpochTime".into(),
-        ContextValue::Num(facts.now.unix_timestamp().to_string()),
-    );
-    c.insert(
-        "aws:SecureTransport".into(),
-        ContextValue::Bool(facts.secure_transport),
-    );
-    c.insert("aws:RequestedRegion".into(), s(&facts.region));
-    c
+impl<'a> RequestFacts<'a> {
+    pub fn new(
+        source_ip: IpAddr,
+        secure_transport: bool,
+        now: OffsetDateTime,
+        region: &'a str,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            source_ip,
+            secure_transport,
+            now,
+            region,
+            source_ip_text: OnceLock::new(),
+            current_time: OnceLock::new(),
+            epoch_time: OnceLock::new(),
+        }
+    }
+
+    /// The value of a global key, as the evaluator compares it.
+    pub(crate) fn get(&self, key: GlobalKey) -> Val<'_> {
+        match key {
+            GlobalKey::SourceIp => Val::Str(
+                self.source_ip_text
+                    .get_or_init(|| self.source_ip.to_string()),
+            ),
+            GlobalKey::CurrentTime => Val::Str(
+                self.current_time
+                    .get_or_init(|| crate::util::rfc3339_utc(self.now)),
+            ),
+            GlobalKey::EpochTime => Val::Str(
+                self.epoch_time
+                    .get_or_init(|| self.now.unix_timestamp().to_string()),
+            ),
+            GlobalKey::SecureTransport => Val::Bool(self.secure_transport),
+            GlobalKey::RequestedRegion => Val::Str(self.region),
+        }
+    }
 }
 
 /// `dynamodb:LeadingKeys` value of a partition key: its string form as IAM compares it.

@@ -21,6 +21,7 @@
 //! ARN (rules 3-4 then apply) or by account (rule 5: the identity policy must also allow); an
 //! identity-based allow alone is not enough, and the account root user cannot assume a role.
 
+use super::context::RequestFacts;
 use super::policy::{
     ActionPat, ActionSpec, Policy, PolicyKind, PrincipalId, PrincipalSpec, ResourceSpec, Statement,
     StmtEffect,
@@ -28,7 +29,7 @@ use super::policy::{
 use super::variables::{key_hash, ContextKey, Derived};
 use super::wildcard::{ArnParts, Fold, Tri};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A request context value.
@@ -95,10 +96,13 @@ pub struct AuthzRequest<'a> {
     pub principal: &'a PrincipalInfo,
     pub action: &'a str,
     pub resource: &'a str,
-    /// Keys as AWS spells them; lookups ignore ASCII case. Keys describing the principal
-    /// (`aws:username`, `aws:userid`, `aws:PrincipalArn`, `aws:PrincipalAccount`,
-    /// `aws:PrincipalType`, `aws:PrincipalTag/*`) fall back to `principal` when absent here.
-    pub context: &'a HashMap<String, ContextValue>,
+    /// Keys as AWS spells them; lookups ignore ASCII case (the first of equal keys counts).
+    /// Keys describing the principal (`aws:username`, `aws:userid`, `aws:PrincipalArn`,
+    /// `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:PrincipalTag/*`) fall back to
+    /// `principal` when absent here, and the global keys of the transport and the clock to
+    /// `facts` (none given: such keys are missing unless the context carries them).
+    pub context: &'a [(String, ContextValue)],
+    pub facts: Option<&'a RequestFacts<'a>>,
 }
 
 pub struct PolicySet<'a> {
@@ -188,6 +192,7 @@ pub(crate) enum Val<'x> {
 /// Key lookup over the request context, with principal-derived fallbacks.
 pub(crate) struct Ctx<'x> {
     principal: &'x PrincipalInfo,
+    facts: Option<&'x RequestFacts<'x>>,
     /// (key hash, key, value): a request context is small, so a scan comparing precomputed
     /// hashes beats hashing the key name for every lookup, and it ignores case for free.
     entries: Vec<(u64, &'x str, &'x ContextValue)>,
@@ -214,6 +219,7 @@ impl<'x> Ctx<'x> {
         let p = self.principal;
         let s: &'x str = match &key.derived {
             Derived::None => return None,
+            Derived::Global(g) => return self.facts.map(|f| f.get(*g)),
             Derived::Username => match p.kind {
                 PrincipalKind::IAMUser => p.username.as_deref()?,
                 _ => return None,
@@ -289,6 +295,7 @@ struct Req<'x> {
 pub fn evaluate(req: &AuthzRequest<'_>, policies: &PolicySet<'_>) -> Decision {
     let ctx = Ctx {
         principal: req.principal,
+        facts: req.facts,
         entries: req
             .context
             .iter()

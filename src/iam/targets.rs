@@ -27,8 +27,9 @@ fn table_target(svc: &Services, action: &str, table: &Option<String>) -> Result<
 /// The table ARN with `aws:ResourceTag/*` from the table's stored tags (none when the table
 /// does not exist: CreateTable, or a request that will answer ResourceNotFound).
 fn named_table_target(svc: &Services, action: &str, name: &str) -> Target {
-    let t = Target::new(format!("dynamodb:{action}"), svc.config.table_arn(name));
-    match svc.catalog.table(name) {
+    let mut t = Target::new(format!("dynamodb:{action}"), svc.config.table_arn(name));
+    t.table = svc.catalog.table(name);
+    match t.table.clone() {
         Some(entry) => with_resource_tags(t, &entry.def.tags),
         None => t,
     }
@@ -45,13 +46,6 @@ fn request_tags(tags: &[Tag]) -> Vec<(String, String)> {
     tags.iter()
         .filter_map(|t| Some((t.key.clone()?, t.value.clone()?)))
         .collect()
-}
-
-fn hash_key_name(svc: &Services, table: &Option<String>) -> Option<String> {
-    let name = table.as_deref()?;
-    svc.catalog
-        .table(name)
-        .map(|e| e.def.key_schema.hash.name.clone())
 }
 
 fn return_values(v: &Option<String>) -> ContextValue {
@@ -86,7 +80,7 @@ impl Targets for PutItemInput {
         let mut t = table_target(svc, "PutItem", &self.table_name)?
             .with("dynamodb:ReturnValues", return_values(&self.return_values));
         if let Some(item) = &self.item {
-            if let Some(h) = hash_key_name(svc, &self.table_name) {
+            if let Some(h) = t.hash_key_name() {
                 t = t.with("dynamodb:LeadingKeys", leading_keys_of(item, &h));
             }
             t = t.with("dynamodb:Attributes", attributes(item.keys()));
@@ -98,7 +92,7 @@ impl Targets for PutItemInput {
 impl Targets for GetItemInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
         let mut t = table_target(svc, "GetItem", &self.table_name)?;
-        if let (Some(key), Some(h)) = (&self.key, hash_key_name(svc, &self.table_name)) {
+        if let (Some(key), Some(h)) = (&self.key, t.hash_key_name()) {
             t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
         }
         // ProjectionExpression names attributes too (after ExpressionAttributeNames).
@@ -115,7 +109,7 @@ impl Targets for DeleteItemInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
         let mut t = table_target(svc, "DeleteItem", &self.table_name)?
             .with("dynamodb:ReturnValues", return_values(&self.return_values));
-        if let (Some(key), Some(h)) = (&self.key, hash_key_name(svc, &self.table_name)) {
+        if let (Some(key), Some(h)) = (&self.key, t.hash_key_name()) {
             t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
         }
         Ok(vec![t])
@@ -184,7 +178,7 @@ impl Targets for UpdateItemInput {
     fn targets(&self, svc: &Services) -> Result<Vec<Target>, ApiError> {
         let mut t = table_target(svc, "UpdateItem", &self.table_name)?
             .with("dynamodb:ReturnValues", return_values(&self.return_values));
-        if let (Some(key), Some(h)) = (&self.key, hash_key_name(svc, &self.table_name)) {
+        if let (Some(key), Some(h)) = (&self.key, t.hash_key_name()) {
             t = t.with("dynamodb:LeadingKeys", leading_keys_of(key, &h));
         }
         let ctx = ExprContext {
@@ -317,7 +311,7 @@ impl Targets for BatchGetItemInput {
         for (name, r) in sorted_tables(&self.request_items) {
             let table = Some(name.clone());
             let mut t = table_target(svc, "BatchGetItem", &table)?;
-            if let (Some(keys), Some(h)) = (&r.keys, hash_key_name(svc, &table)) {
+            if let (Some(keys), Some(h)) = (&r.keys, t.hash_key_name()) {
                 t = t.with("dynamodb:LeadingKeys", leading_of_all(keys.iter(), &h));
             }
             let proj = projected(
@@ -343,7 +337,7 @@ impl Targets for BatchWriteItemInput {
                     .and_then(|p| p.item.as_ref())
                     .or_else(|| r.delete_request.as_ref().and_then(|d| d.key.as_ref()))
             });
-            if let Some(h) = hash_key_name(svc, &table) {
+            if let Some(h) = t.hash_key_name() {
                 t = t.with("dynamodb:LeadingKeys", leading_of_all(keys, &h));
             }
             let attrs = reqs
@@ -371,7 +365,7 @@ impl Targets for TransactWriteItemsInput {
                 let mut t = table_target(svc, action, &a.table_name)?
                     .with(ENCLOSING, ContextValue::Str("TransactWriteItems".into()));
                 let key = a.item.as_ref().or(a.key.as_ref());
-                if let (Some(k), Some(h)) = (key, hash_key_name(svc, &a.table_name)) {
+                if let (Some(k), Some(h)) = (key, t.hash_key_name()) {
                     t = t.with("dynamodb:LeadingKeys", leading_keys_of(k, &h));
                 }
                 let ctx = ExprContext {
@@ -409,7 +403,7 @@ impl Targets for TransactGetItemsInput {
         {
             let mut t = table_target(svc, "GetItem", &g.table_name)?
                 .with(ENCLOSING, ContextValue::Str("TransactGetItems".into()));
-            if let (Some(k), Some(h)) = (&g.key, hash_key_name(svc, &g.table_name)) {
+            if let (Some(k), Some(h)) = (&g.key, t.hash_key_name()) {
                 t = t.with("dynamodb:LeadingKeys", leading_keys_of(k, &h));
             }
             let proj = projected(

@@ -1,13 +1,13 @@
 //! The table-driven corpus (`tests/iam_cases/*.json`), order-independence property tests and
 //! explanation checks.
 
+use super::context::RequestFacts;
 use super::eval::{
     evaluate, AuthzRequest, ContextValue, Decision, Effect, PolicySet, PrincipalInfo, PrincipalKind,
 };
 use super::policy::{Policy, PolicyKind};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 fn doc_text(v: &Value) -> String {
@@ -17,8 +17,8 @@ fn doc_text(v: &Value) -> String {
     }
 }
 
-fn context_of(v: Option<&Value>) -> HashMap<String, ContextValue> {
-    let mut out = HashMap::new();
+fn context_of(v: Option<&Value>) -> Vec<(String, ContextValue)> {
+    let mut out = Vec::new();
     if let Some(Value::Object(m)) = v {
         for (k, v) in m {
             let cv = match v {
@@ -27,7 +27,7 @@ fn context_of(v: Option<&Value>) -> HashMap<String, ContextValue> {
                 }
                 other => ContextValue::from_json(other).unwrap(),
             };
-            out.insert(k.clone(), cv);
+            out.push((k.clone(), cv));
         }
     }
     out
@@ -68,6 +68,7 @@ fn run_case(case: &Map<String, Value>) -> Result<Decision, String> {
             .and_then(Value::as_str)
             .ok_or("no resource")?,
         context: &context,
+        facts: None,
     };
     let set = PolicySet {
         identity: &identity,
@@ -260,7 +261,7 @@ fn explanation_and_denial_reasons() {
         .unwrap(),
     );
     let principal = alice();
-    let ctx = HashMap::new();
+    let ctx = Vec::new();
     let set = PolicySet {
         identity: std::slice::from_ref(&p),
         boundary: None,
@@ -271,6 +272,7 @@ fn explanation_and_denial_reasons() {
         action,
         resource,
         context: &ctx,
+        facts: None,
     };
     let d = evaluate(
         &req(
@@ -356,6 +358,70 @@ const RESOURCES: &[&str] = &[
     "arn:aws:dynamodb:us-east-1:111122223333:table/Other",
 ];
 
+/// The global keys of the request path come from its facts, formatted as AWS gives them;
+/// without facts they are missing, and a context entry overrides them.
+#[test]
+fn global_keys_are_read_from_the_request_facts() {
+    let p = Arc::new(
+        Policy::parse(
+            "p",
+            &doc(&[
+                r#"{"Effect":"Allow","Action":"dynamodb:GetItem","Resource":"*","Condition":{
+                "IpAddress":{"aws:SourceIp":"10.1.0.0/16"},
+                "Bool":{"aws:SecureTransport":"true"},
+                "DateEquals":{"aws:CurrentTime":"2026-12-07T10:29:21Z"},
+                "NumericEquals":{"aws:EpochTime":"1796639361"},
+                "StringEquals":{"aws:RequestedRegion":"eu-west-3"}}}"#,
+            ]),
+            PolicyKind::Identity,
+        )
+        .unwrap(),
+    );
+    let principal = alice();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_796_639_361).unwrap();
+    let facts = RequestFacts::new("10.1.2.3".parse().unwrap(), true, now, "eu-west-3");
+    let other_ip = RequestFacts::new("10.2.2.3".parse().unwrap(), true, now, "eu-west-3");
+    let decide = |facts: Option<&RequestFacts>, context: &[(String, ContextValue)]| {
+        evaluate(
+            &AuthzRequest {
+                principal: &principal,
+                action: "dynamodb:GetItem",
+                resource: "arn:aws:dynamodb:eu-west-3:111122223333:table/T",
+                context,
+                facts,
+            },
+            &PolicySet {
+                identity: std::slice::from_ref(&p),
+                boundary: None,
+                resource: None,
+            },
+        )
+    };
+    assert_eq!(decide(Some(&facts), &[]).decision, Effect::Allow);
+    assert_eq!(decide(Some(&other_ip), &[]).decision, Effect::ImplicitDeny);
+    let ip = |v: &str| vec![("aws:SourceIp".to_owned(), ContextValue::Str(v.to_owned()))];
+    assert_eq!(
+        decide(Some(&other_ip), &ip("10.1.9.9")).decision,
+        Effect::Allow
+    );
+    assert_eq!(
+        decide(Some(&facts), &ip("10.2.9.9")).decision,
+        Effect::ImplicitDeny
+    );
+    let d = decide(None, &[]);
+    assert_eq!(d.decision, Effect::ImplicitDeny);
+    assert_eq!(
+        d.missing_context_keys,
+        [
+            "aws:CurrentTime",
+            "aws:EpochTime",
+            "aws:RequestedRegion",
+            "aws:SecureTransport",
+            "aws:SourceIp"
+        ]
+    );
+}
+
 fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
     let mut v = items.to_vec();
     let mut s = seed | 1;
@@ -382,7 +448,8 @@ fn decide(
     resource: &Option<Vec<&str>>,
     action: &str,
     resource_arn: &str,
-    ctx: &HashMap<String, ContextValue>,
+    ctx: &[(String, ContextValue)],
+    facts: Option<&RequestFacts>,
 ) -> Effect {
     let ids: Vec<Arc<Policy>> = identity
         .iter()
@@ -406,6 +473,7 @@ fn decide(
         action,
         resource: resource_arn,
         context: ctx,
+        facts,
     };
     evaluate(
         &req,
@@ -438,13 +506,26 @@ proptest! {
         }
         let boundary = bpicks.map(|v| v.iter().map(|i| BOUNDARY_POOL[*i]).collect::<Vec<_>>());
         let resource = rpicks.map(|v| v.iter().map(|i| RESOURCE_POOL[*i]).collect::<Vec<_>>());
-        let mut ctx = HashMap::new();
-        if let Some(ip) = ip { ctx.insert("aws:SourceIp".to_owned(), ContextValue::Str(ip.to_owned())); }
-        if let Some(t) = tls { ctx.insert("aws:SecureTransport".to_owned(), ContextValue::Bool(t)); }
+        let mut ctx = Vec::new();
         if let Some(a) = attrs {
-            ctx.insert("dynamodb:Attributes".to_owned(), ContextValue::List(a.iter().map(|s| s.to_string()).collect()));
+            ctx.push(("dynamodb:Attributes".to_owned(), ContextValue::List(a.iter().map(|s| s.to_string()).collect())));
         }
-        let base = decide(&identity, &boundary, &resource, ACTIONS[action], RESOURCES[res], &ctx);
+        // The global keys as the request path gives them (read from the request's facts) ...
+        let facts = match (ip, tls) {
+            (Some(ip), Some(t)) => Some(RequestFacts::new(
+                ip.parse().unwrap(), t, time::OffsetDateTime::UNIX_EPOCH, "us-east-1",
+            )),
+            _ => None,
+        };
+        let operation_keys = ctx.len();
+        if let Some(ip) = ip { ctx.push(("aws:SourceIp".to_owned(), ContextValue::Str(ip.to_owned()))); }
+        if let Some(t) = tls { ctx.push(("aws:SecureTransport".to_owned(), ContextValue::Bool(t))); }
+        let base = decide(&identity, &boundary, &resource, ACTIONS[action], RESOURCES[res], &ctx, None);
+        // ... decide exactly as the same keys carried in the context.
+        if let Some(f) = &facts {
+            let lazy = decide(&identity, &boundary, &resource, ACTIONS[action], RESOURCES[res], &ctx[..operation_keys], Some(f));
+            prop_assert_eq!(base, lazy);
+        }
         // reorder policies and the statements inside every policy
         let identity2: Vec<Vec<&str>> = shuffled(&identity, seed)
             .into_iter()
@@ -453,11 +534,11 @@ proptest! {
             .collect();
         let boundary2 = boundary.as_ref().map(|s| shuffled(s, seed ^ 0x55));
         let resource2 = resource.as_ref().map(|s| shuffled(s, seed ^ 0xaa));
-        let again = decide(&identity2, &boundary2, &resource2, ACTIONS[action], RESOURCES[res], &ctx);
+        let again = decide(&identity2, &boundary2, &resource2, ACTIONS[action], RESOURCES[res], &ctx, None);
         prop_assert_eq!(base, again);
         // merging every identity statement into one policy is also equivalent
         let merged: Vec<&str> = identity.iter().flatten().copied().collect();
-        let one = decide(&[merged], &boundary, &resource, ACTIONS[action], RESOURCES[res], &ctx);
+        let one = decide(&[merged], &boundary, &resource, ACTIONS[action], RESOURCES[res], &ctx, None);
         prop_assert_eq!(base, one);
     }
 

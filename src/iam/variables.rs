@@ -3,9 +3,10 @@
 //! Keys are compiled once: their canonical AWS spelling is looked up so that the common case
 //! (the request context spelled as AWS spells it) is one hash lookup, and keys that describe the
 //! principal remember how to derive their value from [`PrincipalInfo`](super::eval::PrincipalInfo)
-//! when the context does not carry them.
+//! when the context does not carry them, and the transport's and clock's keys how to read them
+//! from the request's [`RequestFacts`](super::context::RequestFacts).
 
-/// How a principal-describing key is derived when the context does not carry it.
+/// How a principal-describing or global key is derived when the context does not carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Derived {
     None,
@@ -15,6 +16,18 @@ pub(crate) enum Derived {
     PrincipalAccount,
     PrincipalType,
     PrincipalTag(Box<str>),
+    /// A key from the transport or the clock ([`RequestFacts`](super::context::RequestFacts)).
+    Global(GlobalKey),
+}
+
+/// The global condition keys every request has, apart from the principal's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobalKey {
+    SourceIp,
+    CurrentTime,
+    EpochTime,
+    SecureTransport,
+    RequestedRegion,
 }
 
 /// A condition key as compiled from a policy.
@@ -108,6 +121,11 @@ impl ContextKey {
             ("aws:PrincipalArn", _) => Derived::PrincipalArn,
             ("aws:PrincipalAccount", _) => Derived::PrincipalAccount,
             ("aws:PrincipalType", _) => Derived::PrincipalType,
+            ("aws:SourceIp", _) => Derived::Global(GlobalKey::SourceIp),
+            ("aws:CurrentTime", _) => Derived::Global(GlobalKey::CurrentTime),
+            ("aws:EpochTime", _) => Derived::Global(GlobalKey::EpochTime),
+            ("aws:SecureTransport", _) => Derived::Global(GlobalKey::SecureTransport),
+            ("aws:RequestedRegion", _) => Derived::Global(GlobalKey::RequestedRegion),
             _ => Derived::None,
         };
         let hash = key_hash(&canonical);

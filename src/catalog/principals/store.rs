@@ -312,9 +312,7 @@ impl Catalog {
             .await?;
         }
         let next = rebuild(&current, c, &self.account)?;
-        if let Ok(mut p) = self.principals.write() {
-            *p = Arc::new(next);
-        }
+        self.principals.store(Arc::new(next));
         Ok(out)
     }
 

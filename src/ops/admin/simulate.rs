@@ -3,8 +3,6 @@
 //! for a session of it); the request carries action, resource, a complete context, and
 //! optionally a resource-based policy (else the table's stored one applies).
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::{iam_name, AdminInput};
@@ -51,7 +49,7 @@ pub(super) fn run(catalog: &Catalog, input: AdminInput) -> Result<Value, ApiErro
     };
     let action = required(input.action, "action")?;
     let resource = required(input.resource, "resource")?;
-    let mut context = HashMap::new();
+    let mut context = Vec::new();
     match &input.context {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
@@ -59,7 +57,7 @@ pub(super) fn run(catalog: &Catalog, input: AdminInput) -> Result<Value, ApiErro
                 let cv = ContextValue::from_json(v).ok_or_else(|| {
                     ApiError::validation(format!("context.{k}: unsupported value {v}"))
                 })?;
-                context.insert(k.clone(), cv);
+                context.push((k.clone(), cv));
             }
         }
         Some(_) => return Err(ApiError::validation("context must be an object")),
@@ -94,6 +92,7 @@ pub(super) fn run(catalog: &Catalog, input: AdminInput) -> Result<Value, ApiErro
             action: &action,
             resource: &resource,
             context: &context,
+            facts: None,
         },
         &PolicySet {
             identity: &subject.policies,
