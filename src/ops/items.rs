@@ -358,18 +358,57 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Vec<u8
         (item, _) => item,
     };
     let read = capacity::read_units(size, consistent);
-    let out = GetItemOutput {
-        item: shown.as_ref(),
-        consumed_capacity: capacity::one(&name, cap, Units { read, write: 0.0 }),
-    };
-    serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))
+    let consumed = capacity::one(&name, cap, Units { read, write: 0.0 });
+    Ok(get_item_output(shown.as_ref(), consumed.as_ref()))
 }
 
-/// GetItem's response, serialized straight from the item (the hottest read path).
-#[derive(serde::Serialize)]
-struct GetItemOutput<'a> {
-    #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
-    item: Option<&'a Item>,
-    #[serde(rename = "ConsumedCapacity", skip_serializing_if = "Option::is_none")]
-    consumed_capacity: Option<Value>,
+/// GetItem's response, written straight from the item (the hottest read path):
+/// `{"Item":{...},"ConsumedCapacity":{...}}`, each member only when present.
+fn get_item_output(item: Option<&Item>, consumed: Option<&Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(item.map_or(64, |i| item_size(i).saturating_add(128)));
+    out.push(b'{');
+    if let Some(item) = item {
+        out.extend_from_slice(b"\"Item\":");
+        crate::protocol::attr::write_item(&mut out, item);
+    }
+    if let Some(c) = consumed {
+        if item.is_some() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"ConsumedCapacity\":");
+        // A Value always serializes; on the impossible error the member is an empty object.
+        if serde_json::to_writer(&mut out, c).is_err() {
+            out.extend_from_slice(b"{}");
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::attr::AttributeValue;
+
+    #[test]
+    fn get_item_output_has_each_member_only_when_present() {
+        let mut item = Item::new();
+        item.insert("pk".into(), AttributeValue::S("a\"b".into()));
+        let consumed = json!({"TableName": "T", "CapacityUnits": 0.5});
+        let parse = |b: Vec<u8>| serde_json::from_slice::<Value>(&b).unwrap();
+        let item_json = json!({"pk": {"S": "a\"b"}});
+        assert_eq!(
+            parse(get_item_output(Some(&item), Some(&consumed))),
+            json!({"Item": item_json, "ConsumedCapacity": consumed})
+        );
+        assert_eq!(
+            parse(get_item_output(Some(&item), None)),
+            json!({ "Item": item_json })
+        );
+        assert_eq!(
+            parse(get_item_output(None, Some(&consumed))),
+            json!({ "ConsumedCapacity": consumed })
+        );
+        assert_eq!(get_item_output(None, None), b"{}");
+    }
 }

@@ -6,6 +6,7 @@
 //! - [`number`]: exact decimal numbers with DynamoDB's precision and range.
 //! - [`json`]: strict DynamoDB JSON (de)serialization with DynamoDB's validation messages.
 //! - [`codec`]: compact binary item encoding (the plaintext that gets sealed) and key tokens.
+//! - [`write`]: items straight to DynamoDB JSON bytes (GetItem's response).
 
 use std::collections::BTreeMap;
 
@@ -14,9 +15,11 @@ mod json;
 mod number;
 #[cfg(test)]
 mod tests;
+mod write;
 
 pub use codec::{decode_item, encode_item, key_token_input};
 pub use number::Number;
+pub use write::write_item;
 
 /// An item: attribute name -> value. Ordered so that the binary encoding is canonical.
 pub type Item = BTreeMap<String, AttributeValue>;
