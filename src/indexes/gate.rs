@@ -10,41 +10,45 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
+use arc_swap::ArcSwap;
+
 use crate::crypto::keyring::Keyspace;
 
 /// The gates themselves guard no data; poisoning only means a holder panicked.
 type Gate = Arc<RwLock<()>>;
-type Gates = RwLock<HashMap<Keyspace, Gate>>;
+/// Read by every commit without a lock; copied and replaced when a table's gate is created
+/// (its first commit) or forgotten (its deletion).
+type Gates = ArcSwap<HashMap<Keyspace, Gate>>;
 
 fn gates() -> &'static Gates {
     static G: OnceLock<Gates> = OnceLock::new();
-    G.get_or_init(|| RwLock::new(HashMap::new()))
+    G.get_or_init(|| ArcSwap::from_pointee(HashMap::new()))
 }
 
 /// The gate of the table with keyspace `ks` (created on first use; a keyspace is never reused,
 /// so an entry outlives its table only as a few dozen bytes until [`forget`]).
 pub fn of(ks: &Keyspace) -> Gate {
-    if let Some(g) = gates()
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(ks)
-    {
+    if let Some(g) = gates().load().get(ks) {
         return g.clone();
     }
-    gates()
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(*ks)
-        .or_default()
-        .clone()
+    // `rcu` retries the edit when another thread replaced the map meanwhile; the gate of the
+    // edit that was stored is the one every later lookup finds.
+    let mut gate = Gate::default();
+    gates().rcu(|current| {
+        let mut next = HashMap::clone(current);
+        gate = next.entry(*ks).or_default().clone();
+        next
+    });
+    gate
 }
 
 /// Drops a deleted table's gate.
 pub fn forget(ks: &Keyspace) {
-    gates()
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(ks);
+    gates().rcu(|current| {
+        let mut next = HashMap::clone(current);
+        next.remove(ks);
+        next
+    });
 }
 
 /// The gates of a commit's tables, to be held shared for the whole commit.
@@ -85,6 +89,29 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    /// Concurrent first uses of a table's gate agree on one gate, and other tables' gates
+    /// created meanwhile are not lost.
+    #[test]
+    fn first_uses_racing_agree_on_one_gate() {
+        let ks = [7u8; 16];
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let other = [100 + i; 16];
+                    let g = of(&ks);
+                    (g, other, of(&other))
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for (g, other, og) in &results {
+            assert!(Arc::ptr_eq(g, &of(&ks)));
+            assert!(Arc::ptr_eq(og, &of(other)));
+            forget(other);
+        }
+        forget(&ks);
+    }
 
     #[test]
     fn drain_waits_for_its_table_only() {
