@@ -1,9 +1,10 @@
 //! `sealdb bench`: the built-in load generator. It measures, in one run and on the same
 //! machine, a bare hyper server answering a fixed JSON body (the ceiling of this HTTP stack
 //! here) and sealdb's PutItem and GetItem of items of a given size with SigV4, IAM and
-//! encryption all on, over the same number of keep-alive HTTP/1.1 connections. A fourth row
-//! replays the signed GetItem requests against a hyper server that answers a fixed body of
-//! GetItem's response size: what the exchange costs with no work behind it.
+//! encryption all on, over the same number of keep-alive HTTP/1.1 connections. Two more rows
+//! replay the signed PutItem and GetItem requests against a hyper server that reads the request
+//! and answers a fixed body of the operation's response size: what each exchange costs with no
+//! work behind it, the ceiling for the operation on this machine and this client.
 //!
 //! The scenarios take turns in short slices (`rounds`), and each row's "vs bare" is the median
 //! of its per-round ratio to the bare row: on a shared VM the bare figure alone moves by a
@@ -239,8 +240,9 @@ pub async fn start_bare_hyper() -> Result<SocketAddr, String> {
 const FIXED_REQUEST_ID: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEF";
 
 /// A hyper server that does no work but answers every request with `body` and, when
-/// `dynamo_headers`, the two headers sealdb adds (request id and CRC32): with sealdb's own
-/// requests replayed against it, it measures what the exchange's sizes alone cost here.
+/// `dynamo_headers`, reads the whole request body (as sealdb does) and adds the two headers
+/// sealdb adds (request id and CRC32): with sealdb's own requests replayed against it, it
+/// measures what the exchange's sizes alone cost here.
 pub async fn start_fixed_hyper(body: Bytes, dynamo_headers: bool) -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -251,9 +253,12 @@ pub async fn start_fixed_hyper(body: Bytes, dynamo_headers: bool) -> Result<Sock
             let body = body.clone();
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req| {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let body = body.clone();
                     async move {
+                        if dynamo_headers {
+                            let _ = req.into_body().collect().await;
+                        }
                         let mut b = Response::builder()
                             .header("content-type", "application/x-amz-json-1.0");
                         if dynamo_headers {
@@ -395,8 +400,8 @@ fn key_body(table: &str, i: u64, keys: usize) -> Vec<u8> {
     serde_json::to_vec(&json!({"TableName": table, "Key": {"pk": {"S": pk}}})).unwrap_or_default()
 }
 
-/// The whole comparison against `signer.addr`: bare hyper, PutItem, a GetItem-sized exchange
-/// and GetItem, in that order in every round.
+/// The whole comparison against `signer.addr`: bare hyper, a PutItem-sized exchange, PutItem,
+/// a GetItem-sized exchange and GetItem, in that order in every round.
 pub async fn run(
     opts: &BenchOptions,
     signer: Arc<Signer>,
@@ -439,13 +444,21 @@ pub async fn run(
         "GetItem",
         (0..keys as u64).map(|i| key_body(table, i, keys)),
     ));
-    // The HTTP exchange of a GetItem (its signed request, a response of the same size and
-    // headers) with no work behind it: how much of GetItem's cost is the exchange itself.
+    // The HTTP exchanges of a PutItem and a GetItem (the signed requests, responses of the same
+    // size and headers) with no work behind them: how much of each operation's cost is the
+    // exchange itself.
+    let put_sized = start_fixed_hyper(Bytes::from_static(b"{}"), true).await?;
     let sized = start_fixed_hyper(Bytes::from(get_response_body(size)), true).await?;
+    let ceiling_puts = puts.clone();
     let ceiling_gets = gets.clone();
     // PutItem precedes GetItem in every round, so the first round's reads find their items.
-    let scenarios: [(String, SocketAddr, RequestFactory); 4] = [
+    let scenarios: [(String, SocketAddr, RequestFactory); 5] = [
         ("bare hyper (fixed JSON)".into(), bare, bare_factory),
+        (
+            "hyper, PutItem-sized exchange".into(),
+            put_sized,
+            Arc::new(move |i| ceiling_puts.request(i)),
+        ),
         (
             format!("sealdb PutItem ({size} B items)"),
             signer.addr,
@@ -465,7 +478,7 @@ pub async fn run(
     // Bounded so the division below can neither truncate the count nor divide by zero.
     let rounds = opts.rounds.clamp(1, MAX_ROUNDS);
     let slice = opts.duration / u32::try_from(rounds).unwrap_or(1);
-    let mut slices: [Vec<Slice>; 4] = Default::default();
+    let mut slices: [Vec<Slice>; 5] = Default::default();
     for _ in 0..rounds {
         for (k, (_, addr, factory)) in scenarios.iter().enumerate() {
             slices[k].push(drive_slice(*addr, opts.connections, slice, factory).await?);
