@@ -169,6 +169,24 @@ async fn example_policies_are_enforced() {
     )
     .await;
     assert_eq!(get(&closed, "Other", "k").await, Err(DENIED.into()));
+
+    // The global keys from the connection and the clock, all in one allow: the loopback source
+    // address, plain HTTP, the configured region and the current epoch time.
+    let region = srv.services().config.region.clone();
+    let an_hour_ago = (now - hour).unix_timestamp();
+    let globals = |range: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"dynamodb:GetItem",
+            "Resource":"*","Condition":{{"IpAddress":{{"aws:SourceIp":"{range}"}},
+            "Bool":{{"aws:SecureTransport":"false"}},
+            "StringEquals":{{"aws:RequestedRegion":"{region}"}},
+            "NumericGreaterThan":{{"aws:EpochTime":"{an_hour_ago}"}}}}}}]}}"#
+        )
+    };
+    let local = user(&srv, "from_loopback", &[("g", globals("127.0.0.0/8"))]).await;
+    assert_eq!(get(&local, "Other", "k").await, Ok(()));
+    let remote = user(&srv, "from_elsewhere", &[("g", globals("10.0.0.0/8"))]).await;
+    assert_eq!(get(&remote, "Other", "k").await, Err(DENIED.into()));
     srv.stop().await;
 }
 
