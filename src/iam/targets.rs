@@ -27,12 +27,13 @@ fn table_target(svc: &Services, action: &str, table: &Option<String>) -> Result<
 /// The table ARN with `aws:ResourceTag/*` from the table's stored tags (none when the table
 /// does not exist: CreateTable, or a request that will answer ResourceNotFound).
 fn named_table_target(svc: &Services, action: &str, name: &str) -> Target {
+    let table = svc.catalog.table(name);
     let mut t = Target::new(format!("dynamodb:{action}"), svc.config.table_arn(name));
-    t.table = svc.catalog.table(name);
-    match t.table.clone() {
-        Some(entry) => with_resource_tags(t, &entry.def.tags),
-        None => t,
+    if let Some(entry) = &table {
+        t = with_resource_tags(t, &entry.def.tags);
     }
+    t.table = table;
+    t
 }
 
 /// The target of a tag operation: the table its ResourceArn names (validated first).
