@@ -359,13 +359,14 @@ pub async fn get_item(svc: &Arc<Services>, input: GetItemInput) -> Result<Vec<u8
     };
     let read = capacity::read_units(size, consistent);
     let consumed = capacity::one(&name, cap, Units { read, write: 0.0 });
-    Ok(get_item_output(shown.as_ref(), consumed.as_ref()))
+    Ok(get_item_output(shown.as_ref(), consumed.as_ref(), size))
 }
 
 /// GetItem's response, written straight from the item (the hottest read path):
-/// `{"Item":{...},"ConsumedCapacity":{...}}`, each member only when present.
-fn get_item_output(item: Option<&Item>, consumed: Option<&Value>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(item.map_or(64, |i| item_size(i).saturating_add(128)));
+/// `{"Item":{...},"ConsumedCapacity":{...}}`, each member only when present. `size` (the item's
+/// size, already computed for the capacity units) sizes the buffer.
+fn get_item_output(item: Option<&Item>, consumed: Option<&Value>, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size.saturating_add(128));
     out.push(b'{');
     if let Some(item) = item {
         out.extend_from_slice(b"\"Item\":");
@@ -398,17 +399,17 @@ mod tests {
         let parse = |b: Vec<u8>| serde_json::from_slice::<Value>(&b).unwrap();
         let item_json = json!({"pk": {"S": "a\"b"}});
         assert_eq!(
-            parse(get_item_output(Some(&item), Some(&consumed))),
+            parse(get_item_output(Some(&item), Some(&consumed), 0)),
             json!({"Item": item_json, "ConsumedCapacity": consumed})
         );
         assert_eq!(
-            parse(get_item_output(Some(&item), None)),
+            parse(get_item_output(Some(&item), None, 0)),
             json!({ "Item": item_json })
         );
         assert_eq!(
-            parse(get_item_output(None, Some(&consumed))),
+            parse(get_item_output(None, Some(&consumed), 0)),
             json!({ "ConsumedCapacity": consumed })
         );
-        assert_eq!(get_item_output(None, None), b"{}");
+        assert_eq!(get_item_output(None, None, 0), b"{}");
     }
 }
